@@ -1,0 +1,13 @@
+//! concord runs the mailing lists and the liaison statements of a standards coordination
+//! group as one system driven by the mail itself.
+//!
+//! Crate map, in the order mail flows through it:
+//! - [`config`]: the TOML settings and their embedded defaults;
+//! - [`db`]: the SQLite pool and migrations;
+//! - [`parse`]: raw bytes to the fields the archive keeps (or the reason to quarantine);
+//! - [`archive`]: storage by content hash, import, threading, search, export.
+
+pub mod archive;
+pub mod config;
+pub mod db;
+pub mod parse;
