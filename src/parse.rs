@@ -6,6 +6,8 @@
 //! 3.6.4, angle brackets stripped), a stable synthetic Message-ID when there is none, the
 //! subject reduced to its base form for subject threading, and the searchable text.
 
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -242,18 +244,78 @@ fn date_of(msg: &Message) -> Option<i64> {
 }
 
 /// Searchable text of the message body: every text part in reading order, HTML reduced
-/// to text, charsets converted to UTF-8 by mail-parser.
+/// to text, charsets converted to UTF-8 by mail-parser. When the parser filed every text
+/// part as an attachment (a lone text/html part it could not place, say), the unnamed
+/// text attachments are the body.
 fn body_text(msg: &Message) -> String {
-    let mut out = String::new();
-    for i in 0..msg.text_body_count() {
-        if let Some(t) = msg.body_text(i) {
+    fn push(out: &mut String, t: &str) {
+        if !t.trim().is_empty() {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&t);
+            out.push_str(t);
+        }
+    }
+    let mut out = String::new();
+    for i in 0..msg.text_body_count() {
+        if let Some(t) = msg.body_text(i) {
+            push(&mut out, &t);
+        }
+    }
+    if out.is_empty() {
+        for part in msg.attachments() {
+            if part.attachment_name().is_some() {
+                continue;
+            }
+            match &part.body {
+                mail_parser::PartType::Text(t) => push(&mut out, t),
+                mail_parser::PartType::Html(h) => push(&mut out, &html_to_text(h)),
+                _ => {}
+            }
         }
     }
     out
+}
+
+/// The charset a message's text is written in, from its first text part or its root.
+fn text_charset<'a>(msg: &'a Message) -> Option<&'a str> {
+    msg.text_bodies()
+        .chain(std::iter::once(msg.root_part()))
+        .filter_map(|p| p.content_type()?.attribute("charset"))
+        .next()
+}
+
+/// A subject written as raw 8-bit bytes (not RFC 2047 encoded words, and not UTF-8) is
+/// decoded in the charset of the message's text, or windows-1252 when none is declared,
+/// rather than shown as replacement characters.
+fn repair_raw_subject(msg: &Message, raw: &[u8], decoded: String) -> String {
+    if !decoded.contains('\u{FFFD}') {
+        return decoded;
+    }
+    let Some(h) = msg
+        .headers()
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case("subject"))
+    else {
+        return decoded;
+    };
+    let (start, end) = (h.offset_start() as usize, h.offset_end() as usize);
+    let Some(bytes) = raw.get(start..end) else {
+        return decoded;
+    };
+    if std::str::from_utf8(bytes).is_ok() {
+        return decoded;
+    }
+    let decoder = text_charset(msg)
+        .and_then(|c| charset_decoder(c.as_bytes()))
+        .or_else(|| charset_decoder(b"windows-1252"));
+    match decoder {
+        Some(decode) => decode(bytes)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => decoded,
+    }
 }
 
 fn attachments(msg: &Message) -> Vec<Attachment> {
@@ -313,7 +375,9 @@ pub fn parse_with_hash(raw: &[u8], hash: &[u8; 32]) -> Result<Parsed, Malformed>
     let synthetic_id = found_id.is_none();
     let message_id = found_id.unwrap_or_else(|| synthetic_message_id(hash));
 
-    let subject = msg.subject().map(|s| s.trim().to_string());
+    let subject = msg
+        .subject()
+        .map(|s| repair_raw_subject(&msg, raw, s.trim().to_string()));
     let (base, reply_subject) = subject.as_deref().map(base_subject).unwrap_or_default();
     let mut references = ids(msg.references());
     references.retain(|r| *r != message_id);

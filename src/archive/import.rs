@@ -215,15 +215,29 @@ impl Walker {
         })
     }
 
-    /// A file: an mbox if it starts with a separator line, otherwise one message.
+    /// A file: `.eml` files hold one message; `.mbox`/`.mbx` files (also gzip'd) are
+    /// mboxes; any other file is an mbox if it starts with a separator line, else one
+    /// message.
     fn file(&mut self, p: &Path) -> bool {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
         let mut r = match self.open(p) {
             Ok(r) => r,
             Err(e) => return self.fail(p, e),
         };
-        let is_mbox = match r.fill_buf() {
-            Ok(head) => mbox::looks_like_mbox(head),
-            Err(e) => return self.fail(p, e),
+        let is_mbox = if name.ends_with(".eml") {
+            false
+        } else if name.ends_with(".mbox") || name.ends_with(".mbx") {
+            true
+        } else {
+            match r.fill_buf() {
+                Ok(head) => mbox::looks_like_mbox(head),
+                Err(e) => return self.fail(p, e),
+            }
         };
         if is_mbox {
             self.mbox(p, r)
@@ -240,11 +254,27 @@ impl Walker {
         }
     }
 
+    /// One message per file. A leading mbox `From ` envelope line, which some tools
+    /// write into single-message files, is not part of the message (RFC 4155 section 2)
+    /// and is dropped; nothing else is changed.
     fn read_single(&mut self, p: &Path, mut r: Box<dyn BufRead + Send>) -> bool {
         let mut raw = Vec::new();
         let origin = p.display().to_string();
         match r.read_to_end(&mut raw) {
-            Ok(_) => self.message(raw, origin),
+            Ok(_) => {
+                if mbox::looks_like_mbox(&raw) {
+                    let start = raw
+                        .iter()
+                        .position(|&b| b != b'\n' && b != b'\r')
+                        .unwrap_or(0);
+                    let end = raw[start..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(raw.len(), |i| start + i + 1);
+                    raw.drain(..end);
+                }
+                self.message(raw, origin)
+            }
             Err(e) if raw.is_empty() => self.fail(p, e),
             Err(e) => self.quarantine(raw, origin, format!("truncated input: {e}")),
         }

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per area. Real mail comes from the shared
+//! corpus (`../shared/corpus`, or `CONCORD_CORPUS`).
+
+mod archive_corpus;
+mod cli;
+mod common;
+mod fixtures;
+mod import_formats;
+mod threading;
