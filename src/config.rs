@@ -82,7 +82,7 @@ impl Default for Import {
     fn default() -> Self {
         Self {
             max_message_bytes: 64 * 1024 * 1024,
-            batch_size: 1000,
+            batch_size: 5000,
         }
     }
 }

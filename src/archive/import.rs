@@ -23,6 +23,10 @@ use tokio::sync::mpsc;
 use super::mbox::{self, Flavor};
 use super::store::{self, Prepared, Written};
 
+/// An import that adds at least this many messages ends by merging the search index
+/// into one segment, which makes searches faster.
+const OPTIMIZE_AFTER: u64 = 5_000;
+
 /// Import settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -319,6 +323,7 @@ fn total_size(paths: &[PathBuf]) -> u64 {
 
 /// Imports `paths` into the archive.
 pub async fn run(pool: &SqlitePool, paths: &[PathBuf], opts: Options) -> store::Result<Summary> {
+    let started = std::time::Instant::now();
     let known = store::known_hashes(pool).await?;
     let seen = Arc::new(AtomicU64::new(0));
     let bar = if opts.progress {
@@ -355,14 +360,22 @@ pub async fn run(pool: &SqlitePool, paths: &[PathBuf], opts: Options) -> store::
     let mut summary = Summary::default();
     let now = chrono::Utc::now().timestamp();
     let list = opts.list.as_deref();
-    let mut batch: Vec<Event> = Vec::with_capacity(opts.batch_size);
+    // Events stream through one transaction at a time; a transaction commits after
+    // `batch_size` messages, so memory stays bounded by the channel, not the batch.
+    let mut buf: Vec<Event> = Vec::with_capacity(256);
+    let mut tx: Option<sqlx::Transaction<'_, sqlx::Sqlite>> = None;
+    let mut in_tx = 0usize;
     loop {
-        let got = rx.recv_many(&mut batch, opts.batch_size).await;
-        if got == 0 {
+        if rx.recv_many(&mut buf, 256).await == 0 {
             break;
         }
-        let mut conn = pool.begin().await?;
-        for ev in batch.drain(..) {
+        let conn = match &mut tx {
+            Some(t) => t,
+            None => tx.insert(pool.begin().await?),
+        };
+        let mut items: Vec<Prepared> = Vec::with_capacity(buf.len());
+        for ev in buf.drain(..) {
+            in_tx += 1;
             match ev {
                 Event::Failed(e) => {
                     tracing::warn!(path = %e.path, error = %e.error, "cannot read input");
@@ -378,35 +391,65 @@ pub async fn run(pool: &SqlitePool, paths: &[PathBuf], opts: Options) -> store::
                         )
                         .bind(list)
                         .bind(&hash[..])
-                        .execute(&mut *conn)
+                        .execute(&mut **conn)
                         .await?;
                     }
                 }
-                Event::Item(p) => {
-                    summary.read += 1;
-                    match store::write(&mut conn, &p, list, now).await? {
-                        Written::Stored { .. } => summary.imported += 1,
-                        Written::Duplicate { .. } => summary.duplicates += 1,
-                        Written::Quarantined { id, reason } => {
-                            tracing::warn!(id, origin = %p.origin, %reason, "message quarantined");
-                            summary.quarantined.push(QuarantineNote {
-                                id,
-                                origin: p.origin.clone(),
-                                reason,
-                            });
-                        }
-                    }
+                Event::Item(p) => items.push(*p),
+            }
+        }
+        let written = store::write_batch(conn, &items, list, now).await?;
+        for (p, w) in items.iter().zip(written) {
+            summary.read += 1;
+            match w {
+                Written::Stored { .. } => summary.imported += 1,
+                Written::Duplicate { .. } => summary.duplicates += 1,
+                Written::Quarantined { id, reason } => {
+                    tracing::warn!(id, origin = %p.origin, %reason, "message quarantined");
+                    summary.quarantined.push(QuarantineNote {
+                        id,
+                        origin: p.origin.clone(),
+                        reason,
+                    });
                 }
             }
         }
-        conn.commit().await?;
+        if in_tx >= opts.batch_size
+            && let Some(t) = tx.take()
+        {
+            t.commit().await?;
+            in_tx = 0;
+        }
         bar.set_position(seen.load(Ordering::Relaxed));
         bar.set_message(format!("{} messages", summary.read));
     }
+    if let Some(t) = tx.take() {
+        t.commit().await?;
+    }
     // The walker has finished sending once the channel is closed.
     let _ = walker.join();
+    tracing::info!(
+        read = summary.read,
+        imported = summary.imported,
+        secs = started.elapsed().as_secs_f64(),
+        "messages written"
+    );
+    if summary.imported >= OPTIMIZE_AFTER {
+        bar.set_message("merging the search index");
+        store::optimize_index(pool).await?;
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            "search index merged"
+        );
+    }
     bar.set_message("threading");
     let stats = store::rethread(pool, opts.window_days).await?;
+    tracing::info!(
+        threads = stats.threads,
+        changed = stats.changed,
+        secs = started.elapsed().as_secs_f64(),
+        "threads recomputed"
+    );
     summary.threads = stats.threads;
     bar.finish_and_clear();
     Ok(summary)

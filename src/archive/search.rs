@@ -313,6 +313,9 @@ pub struct Hit {
     pub rank: Option<f64>,
 }
 
+/// Column weights for bm25: subject, sender, recipients, body, attachment names.
+const BM25: &str = "bm25(message_fts, 5.0, 2.0, 1.0, 1.0, 2.0)";
+
 /// Runs `query` and returns at most `limit` hits, best first (newest first when the query
 /// has no words to rank by).
 pub async fn search(pool: &SqlitePool, query: &str, limit: u32, offset: u32) -> Result<Vec<Hit>> {
@@ -321,20 +324,35 @@ pub async fn search(pool: &SqlitePool, query: &str, limit: u32, offset: u32) -> 
     let select = "m.id, m.message_id, m.thread_id, m.date,
         COALESCE(m.from_name || ' <' || m.from_addr || '>', m.from_addr, m.from_name, '') AS sender,
         COALESCE(m.subject, '') AS subject";
-    let mut wheres = p.wheres.clone();
-    wheres.push("m.quarantine IS NULL".into());
     let sql = if let Some(expr) = &p.matched {
+        // Rank first, on the index alone (joined to messages only when a filter needs
+        // it), then fetch fields and snippets for the page of hits. CROSS JOIN keeps the
+        // page as the outer loop, so snippets are made for `limit` rows, not every match.
+        let expr = sql_string(expr);
+        let ranked = if p.wheres.is_empty() {
+            format!(
+                "SELECT rowid AS id, {BM25} AS rank FROM message_fts
+                 WHERE message_fts MATCH {expr} ORDER BY rank LIMIT ? OFFSET ?"
+            )
+        } else {
+            format!(
+                "SELECT m.id AS id, {BM25} AS rank
+                 FROM message_fts JOIN messages m ON m.id = message_fts.rowid
+                 WHERE message_fts MATCH {expr} AND {} ORDER BY rank LIMIT ? OFFSET ?",
+                p.wheres.join(" AND ")
+            )
+        };
         format!(
-            "SELECT {select},
-                snippet(message_fts, -1, '[', ']', '…', 16) AS snip,
-                bm25(message_fts, 5.0, 2.0, 1.0, 1.0, 2.0) AS rank
-             FROM message_fts JOIN messages m ON m.id = message_fts.rowid
-             WHERE message_fts MATCH {} AND {}
-             ORDER BY rank LIMIT ? OFFSET ?",
-            sql_string(expr),
-            wheres.join(" AND ")
+            "WITH top AS ({ranked})
+             SELECT {select}, snippet(message_fts, -1, '[', ']', '…', 16) AS snip, top.rank
+             FROM top CROSS JOIN message_fts ON message_fts.rowid = top.id
+                      JOIN messages m ON m.id = top.id
+             WHERE message_fts MATCH {expr}
+             ORDER BY top.rank"
         )
     } else {
+        let mut wheres = p.wheres.clone();
+        wheres.push("m.quarantine IS NULL".into());
         if let Some(ex) = &p.excluded {
             wheres.push(format!(
                 "m.id NOT IN (SELECT rowid FROM message_fts WHERE message_fts MATCH {})",

@@ -94,6 +94,69 @@ fn join_mailboxes(v: &[parse::Mailbox]) -> String {
         .join(", ")
 }
 
+/// Rows per multi-row INSERT: 19 bound values per message row stays well under SQLite's
+/// limit of 32,766 variables.
+const CHUNK: usize = 256;
+
+/// Writes messages inside the caller's transaction, a few statements per chunk of rows
+/// rather than per message. Bytes already stored are reported as duplicates (and joined
+/// to `list`).
+pub async fn write_batch(
+    conn: &mut SqliteConnection,
+    items: &[Prepared],
+    list: Option<&str>,
+    now: i64,
+) -> Result<Vec<Written>> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(CHUNK) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO raw_messages(hash, raw) ");
+        b.push_values(chunk, |mut row, p| {
+            row.push_bind(&p.hash[..]).push_bind(&p.raw);
+        });
+        b.push(" ON CONFLICT(hash) DO NOTHING RETURNING id, hash");
+        let mut new_ids: HashMap<Vec<u8>, i64> = b
+            .build()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.get::<Vec<u8>, _>(1), r.get::<i64, _>(0)))
+            .collect();
+        let mut fresh: Vec<(i64, &Prepared)> = Vec::with_capacity(chunk.len());
+        let mut ids = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            // The same bytes twice in one chunk: the second is a duplicate.
+            let written = match new_ids.remove(&p.hash[..]) {
+                Some(id) => {
+                    fresh.push((id, p));
+                    match &p.outcome {
+                        Ok(_) => Written::Stored { id },
+                        Err(reason) => Written::Quarantined {
+                            id,
+                            reason: reason.clone(),
+                        },
+                    }
+                }
+                None => Written::Duplicate {
+                    id: sqlx::query_scalar("SELECT id FROM raw_messages WHERE hash = ?")
+                        .bind(&p.hash[..])
+                        .fetch_one(&mut *conn)
+                        .await?,
+                },
+            };
+            ids.push(match written {
+                Written::Stored { id }
+                | Written::Quarantined { id, .. }
+                | Written::Duplicate { id } => id,
+            });
+            out.push(written);
+        }
+        upsert_messages(conn, &fresh, list, now).await?;
+        index(conn, &fresh).await?;
+        add_to_list(conn, &ids, list).await?;
+    }
+    Ok(out)
+}
+
 /// Writes one message inside the caller's transaction.
 pub async fn write(
     conn: &mut SqliteConnection,
@@ -101,132 +164,137 @@ pub async fn write(
     list: Option<&str>,
     now: i64,
 ) -> Result<Written> {
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO raw_messages(hash, raw) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING RETURNING id",
-    )
-    .bind(&p.hash[..])
-    .bind(&p.raw)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(id) = inserted else {
-        let id: i64 = sqlx::query_scalar("SELECT id FROM raw_messages WHERE hash = ?")
-            .bind(&p.hash[..])
-            .fetch_one(&mut *conn)
-            .await?;
-        add_to_list(conn, id, list).await?;
-        return Ok(Written::Duplicate { id });
-    };
-    match &p.outcome {
-        Ok(m) => {
-            write_fields(conn, id, m, list, &p.origin, p.raw.len(), now).await?;
-            index(conn, id, m).await?;
-            add_to_list(conn, id, list).await?;
-            Ok(Written::Stored { id })
-        }
-        Err(reason) => {
-            sqlx::query(
-                "INSERT INTO messages(id, message_id, synthetic_id, list, size, quarantine, origin, imported_at)
-                 VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(parse::synthetic_message_id(&p.hash))
-            .bind(list)
-            .bind(p.raw.len() as i64)
-            .bind(reason)
-            .bind(&p.origin)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            add_to_list(conn, id, list).await?;
-            Ok(Written::Quarantined {
-                id,
-                reason: reason.clone(),
-            })
-        }
-    }
+    let mut w = write_batch(conn, std::slice::from_ref(p), list, now).await?;
+    Ok(w.pop().expect("one result per message"))
 }
 
-async fn add_to_list(conn: &mut SqliteConnection, id: i64, list: Option<&str>) -> Result<()> {
-    if let Some(list) = list {
-        sqlx::query("INSERT OR IGNORE INTO message_lists(list, message) VALUES (?, ?)")
-            .bind(list)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+async fn add_to_list(conn: &mut SqliteConnection, ids: &[i64], list: Option<&str>) -> Result<()> {
+    let Some(list) = list else { return Ok(()) };
+    if ids.is_empty() {
+        return Ok(());
     }
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT OR IGNORE INTO message_lists(list, message) ",
+    );
+    b.push_values(ids, |mut row, id| {
+        row.push_bind(list).push_bind(*id);
+    });
+    b.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn write_fields(
+/// Inserts (or, on rebuild, replaces) the parsed fields of messages; a quarantined
+/// message gets its reason and a synthetic Message-ID.
+async fn upsert_messages(
     conn: &mut SqliteConnection,
-    id: i64,
-    m: &Parsed,
+    rows: &[(i64, &Prepared)],
     list: Option<&str>,
-    origin: &str,
-    size: usize,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO messages(id, message_id, synthetic_id, list, date, subject, base_subject,
             reply_subject, from_name, from_addr, to_addrs, cc_addrs, in_reply_to, refs,
-            attachment_count, size, origin, imported_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id,
+            attachment_count, size, quarantine, origin, imported_at) ",
+    );
+    b.push_values(rows, |mut row, (id, p)| {
+        row.push_bind(*id);
+        match &p.outcome {
+            Ok(m) => {
+                row.push_bind(m.message_id.clone())
+                    .push_bind(m.synthetic_id)
+                    .push_bind(list.map(str::to_string))
+                    .push_bind(m.date)
+                    .push_bind(m.subject.clone())
+                    .push_bind(m.base_subject.clone())
+                    .push_bind(m.reply_subject)
+                    .push_bind(m.from.as_ref().and_then(|f| f.name.clone()))
+                    .push_bind(m.from.as_ref().and_then(|f| f.address.clone()))
+                    .push_bind(join_mailboxes(&m.to))
+                    .push_bind(join_mailboxes(&m.cc))
+                    .push_bind(m.in_reply_to.join(" "))
+                    .push_bind(m.references.join(" "))
+                    .push_bind(m.attachments.len() as i64)
+                    .push_bind(p.raw.len() as i64)
+                    .push_bind(None::<String>);
+            }
+            Err(reason) => {
+                row.push_bind(parse::synthetic_message_id(&p.hash))
+                    .push_bind(true)
+                    .push_bind(list.map(str::to_string))
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<String>)
+                    .push_bind("")
+                    .push_bind(false)
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>)
+                    .push_bind("")
+                    .push_bind("")
+                    .push_bind("")
+                    .push_bind("")
+                    .push_bind(0i64)
+                    .push_bind(p.raw.len() as i64)
+                    .push_bind(Some(reason.clone()));
+            }
+        }
+        row.push_bind(p.origin.clone()).push_bind(now);
+    });
+    b.push(
+        " ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id,
             synthetic_id = excluded.synthetic_id, date = excluded.date,
             subject = excluded.subject, base_subject = excluded.base_subject,
             reply_subject = excluded.reply_subject, from_name = excluded.from_name,
             from_addr = excluded.from_addr, to_addrs = excluded.to_addrs,
             cc_addrs = excluded.cc_addrs, in_reply_to = excluded.in_reply_to,
             refs = excluded.refs, attachment_count = excluded.attachment_count,
-            quarantine = NULL",
-    )
-    .bind(id)
-    .bind(&m.message_id)
-    .bind(m.synthetic_id)
-    .bind(list)
-    .bind(m.date)
-    .bind(&m.subject)
-    .bind(&m.base_subject)
-    .bind(m.reply_subject)
-    .bind(m.from.as_ref().and_then(|f| f.name.clone()))
-    .bind(m.from.as_ref().and_then(|f| f.address.clone()))
-    .bind(join_mailboxes(&m.to))
-    .bind(join_mailboxes(&m.cc))
-    .bind(m.in_reply_to.join(" "))
-    .bind(m.references.join(" "))
-    .bind(m.attachments.len() as i64)
-    .bind(size as i64)
-    .bind(origin)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+            size = excluded.size, quarantine = excluded.quarantine",
+    );
+    b.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn index(conn: &mut SqliteConnection, id: i64, m: &Parsed) -> Result<()> {
-    let names: Vec<&str> = m
-        .attachments
+/// Adds the searchable text of the archived (not quarantined) messages to the index.
+async fn index(conn: &mut SqliteConnection, rows: &[(i64, &Prepared)]) -> Result<()> {
+    let docs: Vec<(i64, &Parsed)> = rows
         .iter()
-        .filter_map(|a| a.name.as_deref())
+        .filter_map(|(id, p)| Some((*id, p.outcome.as_ref().ok()?)))
         .collect();
-    let recipients = [join_mailboxes(&m.to), join_mailboxes(&m.cc)].join(", ");
-    sqlx::query(
-        "INSERT INTO message_fts(rowid, subject, sender, recipients, body, attachments)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(m.subject.as_deref().unwrap_or(""))
-    .bind(
-        m.from
-            .as_ref()
-            .map(parse::Mailbox::display)
-            .unwrap_or_default(),
-    )
-    .bind(recipients)
-    .bind(&m.body)
-    .bind(names.join(" "))
-    .execute(&mut *conn)
-    .await?;
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO message_fts(rowid, subject, sender, recipients, body, attachments) ",
+    );
+    b.push_values(&docs, |mut row, (id, m)| {
+        let names: Vec<&str> = m
+            .attachments
+            .iter()
+            .filter_map(|a| a.name.as_deref())
+            .collect();
+        let recipients = [join_mailboxes(&m.to), join_mailboxes(&m.cc)].join(", ");
+        row.push_bind(*id)
+            .push_bind(m.subject.clone().unwrap_or_default())
+            .push_bind(
+                m.from
+                    .as_ref()
+                    .map(parse::Mailbox::display)
+                    .unwrap_or_default(),
+            )
+            .push_bind(recipients)
+            .push_bind(m.body.as_str())
+            .push_bind(names.join(" "));
+    });
+    b.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Merges the full-text index into a single b-tree (FTS5 'optimize').
+pub async fn optimize_index(pool: &SqlitePool) -> Result<()> {
+    sqlx::query("INSERT INTO message_fts(message_fts) VALUES ('optimize')")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -241,22 +309,26 @@ pub struct RethreadStats {
 /// Recomputes every thread from the stored fields and writes back what changed.
 pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadStats> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT m.id, r.hash, m.message_id, m.refs, m.in_reply_to, m.date,
-                COALESCE(m.list, ''), m.base_subject, m.reply_subject, m.thread_id, m.parent_mid
-         FROM messages m JOIN raw_messages r ON r.id = m.id
-         WHERE m.quarantine IS NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     let split = |s: String| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
     let mut current: HashMap<i64, (Option<i64>, Option<String>)> = HashMap::new();
-    let inputs: Vec<thread::Input> = rows
-        .into_iter()
-        .map(|r| {
+    let mut subjects: HashMap<i64, Option<String>> = HashMap::new();
+    let mut inputs: Vec<thread::Input> = Vec::new();
+    {
+        // Streamed, so only the compact inputs are held, not every row at once.
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT m.id, r.hash, m.message_id, m.refs, m.in_reply_to, m.date,
+                    COALESCE(m.list, ''), m.base_subject, m.reply_subject, m.thread_id,
+                    m.parent_mid, m.subject
+             FROM messages m JOIN raw_messages r ON r.id = m.id
+             WHERE m.quarantine IS NULL",
+        )
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
             let key: i64 = r.get(0);
             current.insert(key, (r.get(9), r.get(10)));
-            thread::Input {
+            subjects.insert(key, r.get(11));
+            inputs.push(thread::Input {
                 key,
                 hash: r.get::<Vec<u8>, _>(1).try_into().unwrap_or([0; 32]),
                 message_id: r.get(2),
@@ -266,53 +338,113 @@ pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadSta
                 group: r.get(6),
                 base_subject: r.get(7),
                 reply_subject: r.get(8),
-            }
-        })
-        .collect();
+            });
+        }
+    }
     let result = thread::compute(&inputs, i64::from(window_days) * 86_400);
 
     let mut stats = RethreadStats {
         messages: inputs.len(),
         ..Default::default()
     };
-    for p in &result.placements {
-        if current.get(&p.key) != Some(&(Some(p.thread_id), p.parent.clone())) {
-            stats.changed += 1;
-            sqlx::query("UPDATE messages SET thread_id = ?, parent_mid = ? WHERE id = ?")
-                .bind(p.thread_id)
-                .bind(&p.parent)
-                .bind(p.key)
-                .execute(&mut *tx)
-                .await?;
-        }
+    let changed: Vec<&thread::Placement> = result
+        .placements
+        .iter()
+        .filter(|p| current.get(&p.key) != Some(&(Some(p.thread_id), p.parent.clone())))
+        .collect();
+    stats.changed = changed.len();
+    // Changed placements go to a temporary table in bulk, then one UPDATE applies them.
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS placement(id INTEGER PRIMARY KEY, thread_id INTEGER, parent_mid TEXT)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.placement")
+        .execute(&mut *tx)
+        .await?;
+    for chunk in changed.chunks(2048) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO temp.placement(id, thread_id, parent_mid) ",
+        );
+        b.push_values(chunk, |mut row, p| {
+            row.push_bind(p.key)
+                .push_bind(p.thread_id)
+                .push_bind(p.parent.as_deref());
+        });
+        b.build().execute(&mut *tx).await?;
     }
+    sqlx::query(
+        "UPDATE messages SET thread_id = p.thread_id, parent_mid = p.parent_mid
+         FROM temp.placement p WHERE messages.id = p.id",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.placement")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE messages SET thread_id = NULL, parent_mid = NULL WHERE quarantine IS NOT NULL AND thread_id IS NOT NULL")
         .execute(&mut *tx)
         .await?;
+
     sqlx::query("DELETE FROM ghosts").execute(&mut *tx).await?;
-    for g in &result.ghosts {
-        sqlx::query("INSERT OR IGNORE INTO ghosts(thread_id, mid, parent_mid) VALUES (?, ?, ?)")
-            .bind(g.thread_id)
-            .bind(&g.message_id)
-            .bind(&g.parent)
-            .execute(&mut *tx)
-            .await?;
+    for chunk in result.ghosts.chunks(4096) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR IGNORE INTO ghosts(thread_id, mid, parent_mid) ",
+        );
+        b.push_values(chunk, |mut row, g| {
+            row.push_bind(g.thread_id)
+                .push_bind(g.message_id.as_str())
+                .push_bind(g.parent.as_deref());
+        });
+        b.build().execute(&mut *tx).await?;
+    }
+
+    // Thread rows. A thread's root is its earliest message without a parent (else its
+    // earliest message); undated messages sort last.
+    struct Row {
+        root: (bool, i64, i64),
+        root_mid: String,
+        count: i64,
+        first: Option<i64>,
+        last: Option<i64>,
+    }
+    let mut threads: HashMap<i64, Row> = HashMap::new();
+    for (m, p) in inputs.iter().zip(&result.placements) {
+        let rank = (p.parent.is_some(), m.date.unwrap_or(i64::MAX), m.key);
+        let t = threads.entry(p.thread_id).or_insert_with(|| Row {
+            root: rank,
+            root_mid: m.message_id.clone(),
+            count: 0,
+            first: m.date,
+            last: m.date,
+        });
+        t.count += 1;
+        if let Some(d) = m.date {
+            t.first = Some(t.first.map_or(d, |f| f.min(d)));
+            t.last = Some(t.last.map_or(d, |l| l.max(d)));
+        }
+        if rank < t.root {
+            t.root = rank;
+            t.root_mid = m.message_id.clone();
+        }
     }
     sqlx::query("DELETE FROM threads").execute(&mut *tx).await?;
-    // A thread's root: its earliest message without a parent, else its earliest message.
-    let n = sqlx::query(
-        "INSERT INTO threads(id, root_mid, subject, message_count, first_date, last_date)
-         SELECT t.thread_id, r.message_id, r.subject, t.n, t.first, t.last
-         FROM (SELECT thread_id, COUNT(*) AS n, MIN(date) AS first, MAX(date) AS last
-               FROM messages WHERE thread_id IS NOT NULL GROUP BY thread_id) t
-         JOIN messages r ON r.id = (
-               SELECT id FROM messages WHERE thread_id = t.thread_id
-               ORDER BY parent_mid IS NOT NULL, date IS NULL, date, id LIMIT 1)",
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    stats.threads = n as usize;
+    let rows: Vec<(&i64, &Row)> = threads.iter().collect();
+    for chunk in rows.chunks(4096) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO threads(id, root_mid, subject, message_count, first_date, last_date) ",
+        );
+        b.push_values(chunk, |mut row, (id, t)| {
+            row.push_bind(**id)
+                .push_bind(t.root_mid.as_str())
+                .push_bind(subjects.get(&t.root.2).cloned().flatten())
+                .push_bind(t.count)
+                .push_bind(t.first)
+                .push_bind(t.last);
+        });
+        b.build().execute(&mut *tx).await?;
+    }
+    stats.threads = threads.len();
     tx.commit().await?;
     Ok(stats)
 }
@@ -336,55 +468,36 @@ pub async fn rebuild(pool: &SqlitePool, max_bytes: u64, window_days: u32) -> Res
         .fetch_all(&mut *tx)
         .await?;
     let mut stats = RebuildStats::default();
-    for id in ids {
-        let row = sqlx::query(
-            "SELECT r.hash, r.raw, m.list, m.origin, m.imported_at
-             FROM raw_messages r LEFT JOIN messages m ON m.id = r.id WHERE r.id = ?",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let hash: [u8; 32] = row.get::<Vec<u8>, _>(0).try_into().unwrap_or([0; 32]);
-        let raw: Vec<u8> = row.get(1);
-        let list: Option<String> = row.get(2);
-        let origin: String = row.get::<Option<String>, _>(3).unwrap_or_default();
-        let imported_at: i64 = row.get::<Option<i64>, _>(4).unwrap_or_default();
-        let p = Prepared::with_hash(raw, hash, origin, max_bytes);
-        stats.messages += 1;
-        match &p.outcome {
-            Ok(m) => {
-                write_fields(
-                    &mut tx,
-                    id,
-                    m,
-                    list.as_deref(),
-                    &p.origin,
-                    p.raw.len(),
-                    imported_at,
-                )
-                .await?;
-                index(&mut tx, id, m).await?;
-            }
-            Err(reason) => {
-                stats.quarantined += 1;
-                sqlx::query(
-                    "INSERT INTO messages(id, message_id, synthetic_id, list, size, quarantine, origin, imported_at)
-                     VALUES (?, ?, 1, ?, ?, ?, ?, ?)
-                     ON CONFLICT(id) DO UPDATE SET quarantine = excluded.quarantine",
-                )
-                .bind(id)
-                .bind(parse::synthetic_message_id(&hash))
-                .bind(&list)
-                .bind(p.raw.len() as i64)
-                .bind(reason)
-                .bind(&p.origin)
-                .bind(imported_at)
-                .execute(&mut *tx)
-                .await?;
-            }
+    for chunk in ids.chunks(CHUNK) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT r.id, r.hash, r.raw, m.list, m.origin, m.imported_at
+             FROM raw_messages r LEFT JOIN messages m ON m.id = r.id WHERE r.id IN (",
+        );
+        let mut ids = b.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
+        }
+        b.push(")");
+        let rows = b.build().fetch_all(&mut *tx).await?;
+        // Rows keep their list, origin and import time.
+        let mut by_list: HashMap<(Option<String>, i64), Vec<(i64, Prepared)>> = HashMap::new();
+        for row in rows {
+            let hash: [u8; 32] = row.get::<Vec<u8>, _>(1).try_into().unwrap_or([0; 32]);
+            let origin: String = row.get::<Option<String>, _>(4).unwrap_or_default();
+            let p = Prepared::with_hash(row.get(2), hash, origin, max_bytes);
+            stats.messages += 1;
+            stats.quarantined += usize::from(p.outcome.is_err());
+            let key = (row.get(3), row.get::<Option<i64>, _>(5).unwrap_or_default());
+            by_list.entry(key).or_default().push((row.get(0), p));
+        }
+        for ((list, imported_at), group) in &by_list {
+            let refs: Vec<(i64, &Prepared)> = group.iter().map(|(id, p)| (*id, p)).collect();
+            upsert_messages(&mut tx, &refs, list.as_deref(), *imported_at).await?;
+            index(&mut tx, &refs).await?;
         }
     }
     tx.commit().await?;
+    optimize_index(pool).await?;
     stats.threads = rethread(pool, window_days).await?.threads;
     Ok(stats)
 }
