@@ -479,8 +479,9 @@ pub async fn rebuild(pool: &SqlitePool, max_bytes: u64, window_days: u32) -> Res
         }
         b.push(")");
         let rows = b.build().fetch_all(&mut *tx).await?;
-        // Rows keep their list, origin and import time.
-        let mut by_list: HashMap<(Option<String>, i64), Vec<(i64, Prepared)>> = HashMap::new();
+        // Rows keep their list, origin and import time: grouped by (list, imported_at).
+        type Group = Vec<(i64, Prepared)>;
+        let mut by_list: HashMap<(Option<String>, i64), Group> = HashMap::new();
         for row in rows {
             let hash: [u8; 32] = row.get::<Vec<u8>, _>(1).try_into().unwrap_or([0; 32]);
             let origin: String = row.get::<Option<String>, _>(4).unwrap_or_default();

@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod fixtures;
 mod import_formats;
+mod servers;
 mod threading;
