@@ -37,6 +37,16 @@ CREATE INDEX messages_message_id ON messages(message_id);
 CREATE INDEX messages_thread ON messages(thread_id, date);
 CREATE INDEX messages_date ON messages(date);
 CREATE INDEX messages_quarantine ON messages(quarantine) WHERE quarantine IS NOT NULL;
+CREATE INDEX messages_subject ON messages(base_subject, list);
+
+-- Every Message-ID a message references (References and In-Reply-To), so threading can
+-- find a new message's children and siblings without scanning the archive.
+CREATE TABLE message_refs (
+    message INTEGER NOT NULL REFERENCES messages(id),
+    ref     TEXT NOT NULL,
+    PRIMARY KEY (message, ref)
+) WITHOUT ROWID;
+CREATE INDEX message_refs_ref ON message_refs(ref);
 
 -- Which lists a message was archived under (the same bytes may reach two lists).
 CREATE TABLE message_lists (

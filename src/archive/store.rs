@@ -152,6 +152,7 @@ pub async fn write_batch(
         }
         upsert_messages(conn, &fresh, list, now).await?;
         index(conn, &fresh).await?;
+        write_refs(conn, &fresh).await?;
         add_to_list(conn, &ids, list).await?;
     }
     Ok(out)
@@ -255,6 +256,31 @@ async fn upsert_messages(
     Ok(())
 }
 
+/// Records every Message-ID each archived message references.
+async fn write_refs(conn: &mut SqliteConnection, rows: &[(i64, &Prepared)]) -> Result<()> {
+    let mut pairs: Vec<(i64, &str)> = Vec::new();
+    for (id, p) in rows {
+        if let Ok(m) = &p.outcome {
+            let mut seen = HashSet::new();
+            for r in m.references.iter().chain(&m.in_reply_to) {
+                if seen.insert(r.as_str()) {
+                    pairs.push((*id, r.as_str()));
+                }
+            }
+        }
+    }
+    for chunk in pairs.chunks(4096) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR IGNORE INTO message_refs(message, ref) ",
+        );
+        b.push_values(chunk, |mut row, (id, r)| {
+            row.push_bind(*id).push_bind(*r);
+        });
+        b.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Adds the searchable text of the archived (not quarantined) messages to the index.
 async fn index(conn: &mut SqliteConnection, rows: &[(i64, &Prepared)]) -> Result<()> {
     let docs: Vec<(i64, &Parsed)> = rows
@@ -298,37 +324,48 @@ pub async fn optimize_index(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-/// Summary of a [`rethread`] run.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RethreadStats {
-    pub messages: usize,
-    pub threads: usize,
-    pub changed: usize,
+/// What threading needs from the database for a set of messages.
+struct Loaded {
+    inputs: Vec<thread::Input>,
+    current: HashMap<i64, (Option<i64>, Option<String>)>,
+    subjects: HashMap<i64, Option<String>>,
 }
 
-/// Recomputes every thread from the stored fields and writes back what changed.
-pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadStats> {
-    let mut tx = pool.begin().await?;
+const INPUT_COLUMNS: &str = "m.id, r.hash, m.message_id, m.refs, m.in_reply_to, m.date,
+    COALESCE(m.list, ''), m.base_subject, m.reply_subject, m.thread_id, m.parent_mid, m.subject
+    FROM messages m JOIN raw_messages r ON r.id = m.id WHERE m.quarantine IS NULL";
+
+/// Loads threading inputs: every archived message, or those in `ids`.
+async fn load(conn: &mut SqliteConnection, ids: Option<&[i64]>) -> Result<Loaded> {
+    use futures_util::TryStreamExt;
     let split = |s: String| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
-    let mut current: HashMap<i64, (Option<i64>, Option<String>)> = HashMap::new();
-    let mut subjects: HashMap<i64, Option<String>> = HashMap::new();
-    let mut inputs: Vec<thread::Input> = Vec::new();
-    {
+    let mut l = Loaded {
+        inputs: Vec::new(),
+        current: HashMap::new(),
+        subjects: HashMap::new(),
+    };
+    let chunks: Vec<Option<&[i64]>> = match ids {
+        None => vec![None],
+        Some(ids) => ids.chunks(4096).map(Some).collect(),
+    };
+    for chunk in chunks {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {INPUT_COLUMNS}"));
+        if let Some(chunk) = chunk {
+            b.push(" AND m.id IN (");
+            let mut sep = b.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            b.push(")");
+        }
         // Streamed, so only the compact inputs are held, not every row at once.
-        use futures_util::TryStreamExt;
-        let mut rows = sqlx::query(
-            "SELECT m.id, r.hash, m.message_id, m.refs, m.in_reply_to, m.date,
-                    COALESCE(m.list, ''), m.base_subject, m.reply_subject, m.thread_id,
-                    m.parent_mid, m.subject
-             FROM messages m JOIN raw_messages r ON r.id = m.id
-             WHERE m.quarantine IS NULL",
-        )
-        .fetch(&mut *tx);
+        let q = b.build();
+        let mut rows = q.fetch(&mut *conn);
         while let Some(r) = rows.try_next().await? {
             let key: i64 = r.get(0);
-            current.insert(key, (r.get(9), r.get(10)));
-            subjects.insert(key, r.get(11));
-            inputs.push(thread::Input {
+            l.current.insert(key, (r.get(9), r.get(10)));
+            l.subjects.insert(key, r.get(11));
+            l.inputs.push(thread::Input {
                 key,
                 hash: r.get::<Vec<u8>, _>(1).try_into().unwrap_or([0; 32]),
                 message_id: r.get(2),
@@ -341,26 +378,43 @@ pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadSta
             });
         }
     }
-    let result = thread::compute(&inputs, i64::from(window_days) * 86_400);
+    Ok(l)
+}
 
-    let mut stats = RethreadStats {
-        messages: inputs.len(),
-        ..Default::default()
-    };
+/// `prefix (?, ?, ...)` with `values` bound.
+fn in_list(prefix: &str, values: &[i64]) -> sqlx::QueryBuilder<sqlx::Sqlite> {
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(prefix);
+    b.push(" (");
+    let mut sep = b.separated(", ");
+    for v in values {
+        sep.push_bind(*v);
+    }
+    b.push(")");
+    b
+}
+
+/// Writes a threading result back: changed placements, and the ghost and thread rows of
+/// the threads involved (`old_threads`: thread ids the recomputed messages had before;
+/// `None` means the whole archive was recomputed).
+async fn apply(
+    conn: &mut SqliteConnection,
+    l: &Loaded,
+    result: &thread::Threads,
+    old_threads: Option<&HashSet<i64>>,
+) -> Result<RethreadStats> {
     let changed: Vec<&thread::Placement> = result
         .placements
         .iter()
-        .filter(|p| current.get(&p.key) != Some(&(Some(p.thread_id), p.parent.clone())))
+        .filter(|p| l.current.get(&p.key) != Some(&(Some(p.thread_id), p.parent.clone())))
         .collect();
-    stats.changed = changed.len();
     // Changed placements go to a temporary table in bulk, then one UPDATE applies them.
     sqlx::query(
         "CREATE TEMP TABLE IF NOT EXISTS placement(id INTEGER PRIMARY KEY, thread_id INTEGER, parent_mid TEXT)",
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM temp.placement")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     for chunk in changed.chunks(2048) {
         let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -371,33 +425,17 @@ pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadSta
                 .push_bind(p.thread_id)
                 .push_bind(p.parent.as_deref());
         });
-        b.build().execute(&mut *tx).await?;
+        b.build().execute(&mut *conn).await?;
     }
     sqlx::query(
         "UPDATE messages SET thread_id = p.thread_id, parent_mid = p.parent_mid
          FROM temp.placement p WHERE messages.id = p.id",
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM temp.placement")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE messages SET thread_id = NULL, parent_mid = NULL WHERE quarantine IS NOT NULL AND thread_id IS NOT NULL")
-        .execute(&mut *tx)
-        .await?;
-
-    sqlx::query("DELETE FROM ghosts").execute(&mut *tx).await?;
-    for chunk in result.ghosts.chunks(4096) {
-        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT OR IGNORE INTO ghosts(thread_id, mid, parent_mid) ",
-        );
-        b.push_values(chunk, |mut row, g| {
-            row.push_bind(g.thread_id)
-                .push_bind(g.message_id.as_str())
-                .push_bind(g.parent.as_deref());
-        });
-        b.build().execute(&mut *tx).await?;
-    }
 
     // Thread rows. A thread's root is its earliest message without a parent (else its
     // earliest message); undated messages sort last.
@@ -409,26 +447,64 @@ pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadSta
         last: Option<i64>,
     }
     let mut threads: HashMap<i64, Row> = HashMap::new();
-    for (m, p) in inputs.iter().zip(&result.placements) {
+    for (m, p) in l.inputs.iter().zip(&result.placements) {
         let rank = (p.parent.is_some(), m.date.unwrap_or(i64::MAX), m.key);
         let t = threads.entry(p.thread_id).or_insert_with(|| Row {
             root: rank,
             root_mid: m.message_id.clone(),
             count: 0,
-            first: m.date,
-            last: m.date,
+            first: None,
+            last: None,
         });
         t.count += 1;
         if let Some(d) = m.date {
             t.first = Some(t.first.map_or(d, |f| f.min(d)));
-            t.last = Some(t.last.map_or(d, |l| l.max(d)));
+            t.last = Some(t.last.map_or(d, |x| x.max(d)));
         }
         if rank < t.root {
             t.root = rank;
             t.root_mid = m.message_id.clone();
         }
     }
-    sqlx::query("DELETE FROM threads").execute(&mut *tx).await?;
+
+    match old_threads {
+        None => {
+            sqlx::query("UPDATE messages SET thread_id = NULL, parent_mid = NULL WHERE quarantine IS NOT NULL AND thread_id IS NOT NULL")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM ghosts")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM threads")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Some(old) => {
+            let mut gone: Vec<i64> = old.iter().copied().collect();
+            gone.extend(threads.keys().copied());
+            for chunk in gone.chunks(4096) {
+                in_list("DELETE FROM ghosts WHERE thread_id IN", chunk)
+                    .build()
+                    .execute(&mut *conn)
+                    .await?;
+                in_list("DELETE FROM threads WHERE id IN", chunk)
+                    .build()
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    for chunk in result.ghosts.chunks(4096) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR IGNORE INTO ghosts(thread_id, mid, parent_mid) ",
+        );
+        b.push_values(chunk, |mut row, g| {
+            row.push_bind(g.thread_id)
+                .push_bind(g.message_id.as_str())
+                .push_bind(g.parent.as_deref());
+        });
+        b.build().execute(&mut *conn).await?;
+    }
     let rows: Vec<(&i64, &Row)> = threads.iter().collect();
     for chunk in rows.chunks(4096) {
         let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -437,16 +513,144 @@ pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadSta
         b.push_values(chunk, |mut row, (id, t)| {
             row.push_bind(**id)
                 .push_bind(t.root_mid.as_str())
-                .push_bind(subjects.get(&t.root.2).cloned().flatten())
+                .push_bind(l.subjects.get(&t.root.2).cloned().flatten())
                 .push_bind(t.count)
                 .push_bind(t.first)
                 .push_bind(t.last);
         });
-        b.build().execute(&mut *tx).await?;
+        b.build().execute(&mut *conn).await?;
     }
-    stats.threads = threads.len();
+    Ok(RethreadStats {
+        messages: l.inputs.len(),
+        threads: threads.len(),
+        changed: changed.len(),
+    })
+}
+
+/// Recomputes every thread from the stored fields and writes back what changed.
+pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadStats> {
+    let mut tx = pool.begin().await?;
+    let l = load(&mut tx, None).await?;
+    let result = thread::compute(&l.inputs, i64::from(window_days) * 86_400);
+    let stats = apply(&mut tx, &l, &result, None).await?;
     tx.commit().await?;
     Ok(stats)
+}
+
+/// Threads newly stored messages without recomputing the whole archive.
+///
+/// The messages are recomputed together with everything that can influence them or be
+/// influenced by them: the whole threads of every message they reference or that
+/// references them (directly, or through a shared missing message), and, for base
+/// subjects that have replies linked by subject only, every message with that subject
+/// in the list, repeated until nothing new is added. That set is closed under every
+/// threading edge, so computing it alone gives exactly what a full recomputation would.
+pub async fn rethread_messages(
+    pool: &SqlitePool,
+    window_days: u32,
+    ids: &[i64],
+) -> Result<RethreadStats> {
+    let mut tx = pool.begin().await?;
+    let mut scope: HashSet<i64> = ids.iter().copied().collect();
+    let mut frontier: Vec<i64> = scope.iter().copied().collect();
+    let mut old_threads: HashSet<i64> = HashSet::new();
+    let mut subjects_done: HashSet<(String, String)> = HashSet::new();
+    while !frontier.is_empty() {
+        let mut found: Vec<i64> = Vec::new();
+        for chunk in frontier.chunks(512) {
+            let rows = in_list(
+                "SELECT id, message_id, refs, in_reply_to, thread_id, COALESCE(list, ''), base_subject
+                 FROM messages WHERE quarantine IS NULL AND id IN",
+                chunk,
+            )
+            .build()
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut keys: Vec<String> = Vec::new();
+            let mut threads: Vec<i64> = Vec::new();
+            for r in &rows {
+                keys.push(r.get(1));
+                for col in [2, 3] {
+                    keys.extend(
+                        r.get::<String, _>(col)
+                            .split_whitespace()
+                            .map(str::to_string),
+                    );
+                }
+                if let Some(t) = r.get::<Option<i64>, _>(4)
+                    && old_threads.insert(t)
+                {
+                    threads.push(t);
+                }
+                let subject = (r.get::<String, _>(5), r.get::<String, _>(6));
+                if !subject.1.is_empty() && subjects_done.insert(subject.clone()) {
+                    let members: Vec<i64> = sqlx::query_scalar(
+                        "SELECT id FROM messages
+                         WHERE base_subject = ?1 AND COALESCE(list, '') = ?2 AND quarantine IS NULL
+                           AND EXISTS (SELECT 1 FROM messages o
+                               WHERE o.base_subject = ?1 AND COALESCE(o.list, '') = ?2
+                                 AND o.reply_subject AND o.refs = '' AND o.in_reply_to = ''
+                                 AND o.quarantine IS NULL)",
+                    )
+                    .bind(&subject.1)
+                    .bind(&subject.0)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    found.extend(members);
+                }
+            }
+            for keys in keys.chunks(256) {
+                // Messages these ids name, and messages that name the same ids (replies,
+                // and siblings under a missing parent).
+                let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "SELECT id, thread_id FROM messages WHERE quarantine IS NULL AND (message_id IN (",
+                );
+                let mut sep = b.separated(", ");
+                for k in keys {
+                    sep.push_bind(k.as_str());
+                }
+                b.push(") OR id IN (SELECT message FROM message_refs WHERE ref IN (");
+                let mut sep = b.separated(", ");
+                for k in keys {
+                    sep.push_bind(k.as_str());
+                }
+                b.push(")))");
+                let linked: Vec<(i64, Option<i64>)> =
+                    b.build_query_as().fetch_all(&mut *tx).await?;
+                for (id, t) in linked {
+                    found.push(id);
+                    if let Some(t) = t
+                        && old_threads.insert(t)
+                    {
+                        threads.push(t);
+                    }
+                }
+            }
+            for t in threads.chunks(512) {
+                found.extend(
+                    in_list("SELECT id FROM messages WHERE thread_id IN", t)
+                        .build_query_scalar::<i64>()
+                        .fetch_all(&mut *tx)
+                        .await?,
+                );
+            }
+        }
+        frontier = found.into_iter().filter(|id| scope.insert(*id)).collect();
+    }
+    let ids: Vec<i64> = scope.into_iter().collect();
+    let l = load(&mut tx, Some(&ids)).await?;
+    let result = thread::compute(&l.inputs, i64::from(window_days) * 86_400);
+    let stats = apply(&mut tx, &l, &result, Some(&old_threads)).await?;
+    tx.commit().await?;
+    Ok(stats)
+}
+
+/// Summary of a [`rethread`] run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RethreadStats {
+    pub messages: usize,
+    pub threads: usize,
+    pub changed: usize,
 }
 
 /// Summary of a [`rebuild`].
@@ -495,6 +699,7 @@ pub async fn rebuild(pool: &SqlitePool, max_bytes: u64, window_days: u32) -> Res
             let refs: Vec<(i64, &Prepared)> = group.iter().map(|(id, p)| (*id, p)).collect();
             upsert_messages(&mut tx, &refs, list.as_deref(), *imported_at).await?;
             index(&mut tx, &refs).await?;
+            write_refs(&mut tx, &refs).await?;
         }
     }
     tx.commit().await?;

@@ -206,3 +206,64 @@ proptest! {
         prop_assert_eq!(reference, other);
     }
 }
+
+/// Everything threading decides, to compare two archives: each message's thread (as the
+/// set of Message-IDs it shares a thread with) and parent, the ghosts, and the thread rows.
+async fn threading_state(
+    a: &Archive,
+) -> (Vec<Vec<String>>, Vec<(String, Option<String>)>, usize, i64) {
+    let mut parents: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT message_id, parent_mid FROM messages WHERE quarantine IS NULL")
+            .fetch_all(&a.pool)
+            .await
+            .unwrap();
+    parents.sort();
+    let ghosts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ghosts")
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
+    let threads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM threads")
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
+    (a.partition().await, parents, ghosts as usize, threads)
+}
+
+/// Threads one message at a time, as the daemon does.
+async fn ingest_one_by_one(msgs: &[Vec<u8>]) -> Archive {
+    let a = Archive::new().await;
+    for raw in msgs {
+        let p = concord::archive::store::Prepared::new(raw.clone(), "test".into(), u64::MAX);
+        let mut tx = a.pool.begin().await.unwrap();
+        let w = concord::archive::store::write(&mut tx, &p, Some("test"), 0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        if let concord::archive::store::Written::Stored { id } = w {
+            concord::archive::store::rethread_messages(&a.pool, 60, &[id])
+                .await
+                .unwrap();
+        }
+    }
+    a
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Threading each arriving message incrementally gives exactly what recomputing the
+    /// whole archive gives: same threads, same parents, same ghosts, same thread rows.
+    #[test]
+    fn incremental_threading_equals_full_recomputation(
+        shuffled in arb_messages().prop_flat_map(|m| Just(m).prop_shuffle()),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (inc, full) = rt.block_on(async {
+            let inc = ingest_one_by_one(&shuffled).await;
+            let inc_state = threading_state(&inc).await;
+            concord::archive::store::rethread(&inc.pool, 60).await.unwrap();
+            (inc_state, threading_state(&inc).await)
+        });
+        prop_assert_eq!(inc, full);
+    }
+}
