@@ -30,13 +30,159 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The path used when neither `--config` nor `CONCORD_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/concord.toml";
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: Database,
     pub archive: Archive,
     pub import: Import,
     pub log: Log,
+    /// Lists served; the daemon routes mail by their addresses.
+    #[serde(rename = "list")]
+    pub lists: Vec<List>,
+    pub liaison: Liaison,
+    /// Other addresses concord accepts (a secretariat address, say); mail to them is
+    /// archived and kept for the people named.
+    #[serde(rename = "alias")]
+    pub aliases: Vec<Alias>,
+    #[serde(default = "Inbound::embedded")]
+    pub inbound: Inbound,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct List {
+    /// Short name, used in commands and as the archive's list name.
+    pub name: String,
+    /// Posting address; `NAME-request@`, `-owner@`, `-bounces@`, `-confirm+TOKEN@`,
+    /// `-join@` and `-leave@` on the same domain belong to the list too.
+    pub address: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Liaison {
+    /// Addresses that receive incoming liaison statements.
+    pub intake: Vec<String>,
+    /// Address conveners send outgoing statements to.
+    pub submit: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    pub address: String,
+    #[serde(default)]
+    pub forward_to: Vec<String>,
+}
+
+/// Where the daemon takes mail from. With no `[inbound]` section at all, one Maildir at
+/// `var/inbox` (the embedded default); with one, exactly the sources it names.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    pub lmtp: Option<Lmtp>,
+    pub imap: Vec<Imap>,
+    pub maildir: Vec<Maildir>,
+}
+
+impl Inbound {
+    pub fn embedded() -> Self {
+        Self {
+            lmtp: None,
+            imap: Vec::new(),
+            maildir: vec![Maildir {
+                path: "var/inbox".into(),
+                processed: None,
+                poll_ms: 1000,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lmtp {
+    /// Address to listen on, e.g. "127.0.0.1:8024".
+    pub listen: String,
+    /// Largest message accepted (RFC 1870 SIZE); larger ones get 552.
+    #[serde(default = "default_lmtp_max")]
+    pub max_message_bytes: u64,
+}
+
+fn default_lmtp_max() -> u64 {
+    50 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    Implicit,
+    Starttls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imap {
+    /// Name used in logs and `concord status` (default: user@host).
+    pub name: Option<String>,
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    #[serde(default = "default_tls")]
+    pub tls: Tls,
+    /// Extra CA certificate (PEM) to trust, for servers with a private certificate.
+    pub ca_file: Option<PathBuf>,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// What to do with a message once it is stored: "move:FOLDER", "delete" or "flag".
+    #[serde(default = "default_after")]
+    pub after: String,
+    /// Use IDLE when the server offers it (RFC 2177); otherwise poll.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_tls() -> Tls {
+    Tls::Implicit
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_after() -> String {
+    "move:Processed".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maildir {
+    /// The Maildir watched: messages in `new/` are taken, then moved to `cur/`.
+    pub path: PathBuf,
+    /// Move processed messages to this Maildir instead of `cur/`.
+    pub processed: Option<PathBuf>,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +258,70 @@ impl Default for Log {
     }
 }
 
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: Database::default(),
+            archive: Archive::default(),
+            import: Import::default(),
+            log: Log::default(),
+            lists: Vec::new(),
+            liaison: Liaison::default(),
+            aliases: Vec::new(),
+            inbound: Inbound::embedded(),
+        }
+    }
+}
+
+/// What IMAP does with a message after it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Move(String),
+    Delete,
+    Flag,
+}
+
+impl Imap {
+    pub fn after(&self) -> Result<After> {
+        match self.after.as_str() {
+            "delete" => Ok(After::Delete),
+            "flag" => Ok(After::Flag),
+            other => match other.strip_prefix("move:") {
+                Some(f) if !f.is_empty() => Ok(After::Move(f.to_string())),
+                _ => Err(Error::Invalid(format!(
+                    "[[inbound.imap]] after must be \"move:FOLDER\", \"delete\" or \"flag\", got {other:?}"
+                ))),
+            },
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", self.user, self.host))
+    }
+
+    /// The password, from the file or environment variable the configuration names.
+    pub fn password(&self) -> Result<String> {
+        if let Some(f) = &self.password_file {
+            return std::fs::read_to_string(f)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|source| Error::Read {
+                    path: f.clone(),
+                    source,
+                });
+        }
+        if let Some(v) = &self.password_env {
+            return std::env::var(v)
+                .map_err(|_| Error::Invalid(format!("environment variable {v} is not set")));
+        }
+        Err(Error::Invalid(format!(
+            "[[inbound.imap]] {}: set password_file or password_env",
+            self.display_name()
+        )))
+    }
+}
+
 impl Config {
     /// Parses configuration text; `origin` names it in error messages.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
@@ -151,6 +361,35 @@ impl Config {
                 "[import] batch_size must be at least 1".into(),
             ));
         }
+        for i in &self.inbound.imap {
+            i.after()?;
+            if i.password_file.is_none() && i.password_env.is_none() {
+                return Err(Error::Invalid(format!(
+                    "[[inbound.imap]] {}: set password_file or password_env",
+                    i.display_name()
+                )));
+            }
+        }
+        if let Some(l) = &self.inbound.lmtp {
+            l.listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                Error::Invalid(format!("[inbound.lmtp] listen {:?}: {e}", l.listen))
+            })?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for l in &self.lists {
+            if !names.insert(l.name.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "list {:?} is declared twice",
+                    l.name
+                )));
+            }
+            if !l.address.contains('@') {
+                return Err(Error::Invalid(format!(
+                    "list {:?}: address {:?} has no domain",
+                    l.name, l.address
+                )));
+            }
+        }
         if self.archive.subject_window_days == 0 {
             return Err(Error::Invalid(
                 "[archive] subject_window_days must be at least 1".into(),
@@ -172,6 +411,35 @@ mod tests {
         assert_eq!(c.database.url, d.database.url);
         assert_eq!(c.archive.subject_window_days, d.archive.subject_window_days);
         assert_eq!(c.import.max_message_bytes, d.import.max_message_bytes);
+    }
+
+    #[test]
+    fn inbound_defaults_to_the_embedded_maildir_only_without_a_section() {
+        let c = Config::from_toml("", Path::new("t.toml")).unwrap();
+        assert_eq!(c.inbound.maildir.len(), 1);
+        assert_eq!(Config::default().inbound.maildir.len(), 1);
+        assert_eq!(c.inbound.maildir[0].path, Path::new("var/inbox"));
+        let c = Config::from_toml(
+            "[inbound.lmtp]\nlisten = \"127.0.0.1:8024\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(c.inbound.maildir.is_empty());
+        assert_eq!(c.inbound.lmtp.unwrap().max_message_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn imap_needs_a_password_source_and_a_valid_after() {
+        let base = "[[inbound.imap]]\nhost = \"h\"\nuser = \"u\"\n";
+        assert!(Config::from_toml(base, Path::new("t")).is_err());
+        let ok = format!("{base}password_env = \"P\"\nafter = \"move:Done\"\n");
+        let c = Config::from_toml(&ok, Path::new("t")).unwrap();
+        assert_eq!(
+            c.inbound.imap[0].after().unwrap(),
+            After::Move("Done".into())
+        );
+        let bad = format!("{base}password_env = \"P\"\nafter = \"burn\"\n");
+        assert!(Config::from_toml(&bad, Path::new("t")).is_err());
     }
 
     #[test]

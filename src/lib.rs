@@ -10,4 +10,6 @@
 pub mod archive;
 pub mod config;
 pub mod db;
+pub mod inbound;
 pub mod parse;
+pub mod route;
