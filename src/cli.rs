@@ -39,6 +39,14 @@ enum LogArg {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: LMTP, IMAP and Maildir intake, routing, threading; SIGTERM or
+    /// SIGINT stop it gracefully
+    Serve,
+    /// What the daemon is doing: sources, counts, last errors
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Create the database (if missing) and apply migrations
     Init,
     /// Import mbox files (also .gz), Maildir folders, folders of messages and .eml files
@@ -234,6 +242,51 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
         .await
         .context("opening the database")?;
     match cmd {
+        Command::Serve => {
+            let shutdown = concord::app::signals();
+            let daemon = concord::app::Daemon::bind(config, pool.clone()).await?;
+            daemon.run(shutdown).await?;
+            pool.close().await;
+        }
+        Command::Status { json } => {
+            let s = concord::app::status(&pool).await?;
+            if json {
+                print_json(&s)?;
+            } else {
+                match &s.daemon {
+                    Some(d) if s.running => println!(
+                        "daemon: running (pid {}, since {}, last heartbeat {})",
+                        d.pid,
+                        when(Some(d.started_at)),
+                        when(Some(d.heartbeat_at))
+                    ),
+                    Some(d) => println!(
+                        "daemon: not running (last heartbeat {}{})",
+                        when(Some(d.heartbeat_at)),
+                        d.stopped_at
+                            .map(|t| format!(", stopped {}", when(Some(t))))
+                            .unwrap_or_else(|| ", did not stop cleanly".into())
+                    ),
+                    None => println!("daemon: never started"),
+                }
+                for src in &s.sources {
+                    println!(
+                        "  {:<40} {:<22} {:>7} messages{}",
+                        src.name,
+                        src.state,
+                        src.messages,
+                        src.last_error
+                            .as_ref()
+                            .map(|e| format!("  last error {}: {e}", when(src.last_error_at)))
+                            .unwrap_or_default()
+                    );
+                }
+                println!(
+                    "archive: {} messages, {} quarantined, {} awaiting threading; {} deliveries awaiting list/liaison handling; outbound queue: {}",
+                    s.messages, s.quarantined, s.unthreaded, s.deliveries_pending, s.outbound_queue
+                );
+            }
+        }
         Command::Init => {
             let c = views::counts(&pool).await?;
             println!(

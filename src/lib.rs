@@ -5,8 +5,13 @@
 //! - [`config`]: the TOML settings and their embedded defaults;
 //! - [`db`]: the SQLite pool and migrations;
 //! - [`parse`]: raw bytes to the fields the archive keeps (or the reason to quarantine);
-//! - [`archive`]: storage by content hash, import, threading, search, export.
+//! - [`archive`]: storage by content hash, import, threading, search, export;
+//! - [`inbound`]: the daemon's sources (LMTP, IMAP, Maildir) and the intake that stores
+//!   each message before any source acknowledges it;
+//! - [`route`]: what a recipient address means (list post, command, bounce, liaison);
+//! - [`app`]: the daemon's wiring, shutdown and status.
 
+pub mod app;
 pub mod archive;
 pub mod config;
 pub mod db;

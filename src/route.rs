@@ -162,12 +162,19 @@ impl Router {
     /// Recipients of pulled mail (IMAP, Maildir), where there is no envelope: the first
     /// of `Delivered-To`, `X-Original-To`, `To`+`Cc` that names an address we serve.
     pub fn recipients_from_headers(&self, raw: &[u8]) -> Vec<String> {
+        self.header_addresses(raw).0
+    }
+
+    /// The routable recipients (as [`Router::recipients_from_headers`]) and every address
+    /// those headers name, for saying why a message has no route.
+    pub fn header_addresses(&self, raw: &[u8]) -> (Vec<String>, Vec<String>) {
         let Some(msg) = mail_parser::MessageParser::new()
             .with_address_headers()
             .parse_headers(raw)
         else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
+        let mut seen: Vec<String> = Vec::new();
         let raw_values = |name: &str| -> Vec<String> {
             msg.headers_raw()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -176,13 +183,16 @@ impl Router {
                 .collect()
         };
         for name in ["Delivered-To", "X-Original-To"] {
-            let found: Vec<String> = raw_values(name)
-                .into_iter()
+            let values = raw_values(name);
+            let found: Vec<String> = values
+                .iter()
                 .filter(|a| self.route(a).is_some())
+                .cloned()
                 .collect();
             if !found.is_empty() {
-                return found;
+                return (found, values);
             }
+            seen.extend(values);
         }
         let mut out = Vec::new();
         for addr in msg.to().into_iter().chain(msg.cc()) {
@@ -190,12 +200,15 @@ impl Router {
                 if let Some(x) = a.address() {
                     let x = normalize(x);
                     if self.route(&x).is_some() && !out.contains(&x) {
-                        out.push(x);
+                        out.push(x.clone());
+                    }
+                    if !seen.contains(&x) {
+                        seen.push(x);
                     }
                 }
             }
         }
-        out
+        (out, seen)
     }
 }
 

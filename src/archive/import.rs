@@ -371,7 +371,7 @@ pub async fn run(pool: &SqlitePool, paths: &[PathBuf], opts: Options) -> store::
         }
         let conn = match &mut tx {
             Some(t) => t,
-            None => tx.insert(pool.begin().await?),
+            None => tx.insert(pool.begin_with("BEGIN IMMEDIATE").await?),
         };
         let mut items: Vec<Prepared> = Vec::with_capacity(buf.len());
         for ev in buf.drain(..) {

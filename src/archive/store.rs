@@ -529,7 +529,7 @@ async fn apply(
 
 /// Recomputes every thread from the stored fields and writes back what changed.
 pub async fn rethread(pool: &SqlitePool, window_days: u32) -> Result<RethreadStats> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let l = load(&mut tx, None).await?;
     let result = thread::compute(&l.inputs, i64::from(window_days) * 86_400);
     let stats = apply(&mut tx, &l, &result, None).await?;
@@ -550,7 +550,7 @@ pub async fn rethread_messages(
     window_days: u32,
     ids: &[i64],
 ) -> Result<RethreadStats> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut scope: HashSet<i64> = ids.iter().copied().collect();
     let mut frontier: Vec<i64> = scope.iter().copied().collect();
     let mut old_threads: HashSet<i64> = HashSet::new();
@@ -664,7 +664,7 @@ pub struct RebuildStats {
 /// Re-parses every raw message, rewrites fields, quarantine marks and the search index,
 /// then recomputes threads.
 pub async fn rebuild(pool: &SqlitePool, max_bytes: u64, window_days: u32) -> Result<RebuildStats> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("DELETE FROM message_fts")
         .execute(&mut *tx)
         .await?;

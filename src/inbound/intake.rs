@@ -72,13 +72,15 @@ impl Intake {
 
     /// Routes and stores one message; returns after the transaction has committed.
     pub async fn accept(&self, d: Delivery) -> Result<Accepted, Error> {
-        let recipients = if d.recipients.is_empty() {
-            self.router.recipients_from_headers(&d.raw)
+        let (recipients, named) = if d.recipients.is_empty() {
+            self.router.header_addresses(&d.raw)
         } else {
-            d.recipients
+            let r: Vec<String> = d
+                .recipients
                 .iter()
                 .map(|r| crate::route::normalize(r))
-                .collect()
+                .collect();
+            (r.clone(), r)
         };
         let routes: Vec<(String, Option<Route>)> = recipients
             .iter()
@@ -93,14 +95,14 @@ impl Intake {
         let routed = routes.iter().any(|(_, r)| r.is_some());
         let mut p = Prepared::new(d.raw, d.source.clone(), self.max_message_bytes);
         if !routed && p.outcome.is_ok() {
-            p.outcome = Err(if recipients.is_empty() {
+            p.outcome = Err(if named.is_empty() {
                 "no route: no recipient found in Delivered-To, X-Original-To, To or Cc".into()
             } else {
-                format!("no route: none of {} is served here", recipients.join(", "))
+                format!("no route: none of {} is served here", named.join(", "))
             });
         }
         let now = chrono::Utc::now().timestamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let written = store::write(&mut tx, &p, lists.first().copied(), now).await?;
         let id = match &written {
             Written::Stored { id }

@@ -4,6 +4,7 @@
 mod archive_corpus;
 mod cli;
 mod common;
+mod daemon;
 mod fixtures;
 mod import_formats;
 mod servers;

@@ -1,0 +1,298 @@
+//! The daemon's wiring: one tokio process that runs every configured inbound source, the
+//! threader that places newly stored messages in threads, and a heartbeat for
+//! `concord status`; and shuts all of it down gracefully on SIGTERM/SIGINT.
+//!
+//! Shutdown follows mini-redis: a watch channel tells every task to stop accepting new
+//! work; each finishes (or releases, unacknowledged) what it holds; then the process exits
+//! 0. Anything not acknowledged is redelivered by its source later, and content hashes
+//! make sure nothing is stored twice.
+
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::archive::store;
+use crate::config::Config;
+use crate::inbound::{imap, intake::Intake, lmtp, maildir};
+use crate::route::Router;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A daemon ready to run: listeners already bound (so tests can bind port 0 and read the
+/// address back before mail flows).
+pub struct Daemon {
+    pub config: Config,
+    pub pool: SqlitePool,
+    pub intake: Intake,
+    pub lmtp: Option<TcpListener>,
+}
+
+impl Daemon {
+    /// Binds listeners; nothing runs until [`Daemon::run`].
+    pub async fn bind(config: Config, pool: SqlitePool) -> Result<Self, Error> {
+        let max = config
+            .inbound
+            .lmtp
+            .as_ref()
+            .map(|l| l.max_message_bytes)
+            .unwrap_or(config.import.max_message_bytes);
+        let intake = Intake::new(pool.clone(), Router::new(&config), max);
+        let lmtp = match &config.inbound.lmtp {
+            Some(l) => {
+                Some(
+                    TcpListener::bind(&l.listen)
+                        .await
+                        .map_err(|source| Error::Listen {
+                            addr: l.listen.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
+            config,
+            pool,
+            intake,
+            lmtp,
+        })
+    }
+
+    pub fn lmtp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.lmtp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until `shutdown` turns true, then stops every task and returns.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let now = chrono::Utc::now().timestamp();
+        sqlx::query(
+            "INSERT INTO daemon(id, pid, started_at, heartbeat_at, stopped_at) VALUES (1, ?, ?, ?, NULL)
+             ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, started_at = excluded.started_at,
+                 heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+        )
+        .bind(i64::from(std::process::id()))
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        // Sources from a previous run that this configuration no longer has.
+        sqlx::query("DELETE FROM sources")
+            .execute(&self.pool)
+            .await?;
+
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.lmtp {
+            let l = self
+                .config
+                .inbound
+                .lmtp
+                .clone()
+                .expect("listener implies config");
+            let settings = lmtp::Settings {
+                hostname: hostname(),
+                max_message_bytes: l.max_message_bytes,
+            };
+            tasks.spawn(lmtp::serve(
+                listener,
+                self.intake.clone(),
+                settings,
+                shutdown.clone(),
+            ));
+        }
+        for m in &self.config.inbound.maildir {
+            tasks.spawn(maildir::run(
+                self.intake.clone(),
+                m.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for i in &self.config.inbound.imap {
+            tasks.spawn(imap::run(self.intake.clone(), i.clone(), shutdown.clone()));
+        }
+        tasks.spawn(threader(
+            self.intake.clone(),
+            self.config.archive.subject_window_days,
+            shutdown.clone(),
+        ));
+        tasks.spawn(heartbeat(self.pool.clone(), shutdown.clone()));
+        tracing::info!(
+            lmtp = self.config.inbound.lmtp.is_some(),
+            maildirs = self.config.inbound.maildir.len(),
+            imap = self.config.inbound.imap.len(),
+            lists = self.config.lists.len(),
+            "concord serving"
+        );
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a daemon task failed");
+            }
+        }
+        sqlx::query("UPDATE daemon SET stopped_at = ? WHERE id = 1")
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&self.pool)
+            .await?;
+        tracing::info!("concord stopped");
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Places stored messages in threads: after each store (coalesced), and once at start for
+/// anything a previous run stored but did not thread.
+async fn threader(intake: Intake, window_days: u32, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pending: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE thread_id IS NULL AND quarantine IS NULL LIMIT 5000",
+        )
+        .fetch_all(&intake.pool)
+        .await;
+        match pending {
+            Ok(ids) if !ids.is_empty() => {
+                match store::rethread_messages(&intake.pool, window_days, &ids).await {
+                    Ok(s) => {
+                        tracing::debug!(messages = ids.len(), recomputed = s.messages, "threaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "threading failed; will retry");
+
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                if ids.len() == 5000 {
+                    continue;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot look for unthreaded messages"),
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = intake.stored.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn heartbeat(pool: SqlitePool, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let _ = sqlx::query("UPDATE daemon SET heartbeat_at = ? WHERE id = 1")
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&pool)
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// A shutdown channel that turns true on SIGTERM or SIGINT.
+pub fn signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term => tracing::info!("SIGTERM: shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// What `concord status` shows.
+#[derive(Debug, serde::Serialize)]
+pub struct Status {
+    pub daemon: Option<DaemonRow>,
+    pub running: bool,
+    pub sources: Vec<SourceRow>,
+    pub messages: i64,
+    pub quarantined: i64,
+    pub unthreaded: i64,
+    pub deliveries_pending: i64,
+    pub outbound_queue: i64,
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct DaemonRow {
+    pub pid: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct SourceRow {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub messages: i64,
+    pub last_message_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+pub async fn status(pool: &SqlitePool) -> Result<Status, sqlx::Error> {
+    let daemon: Option<DaemonRow> =
+        sqlx::query_as("SELECT pid, started_at, heartbeat_at, stopped_at FROM daemon WHERE id = 1")
+            .fetch_optional(pool)
+            .await?;
+    let now = chrono::Utc::now().timestamp();
+    let running = daemon
+        .as_ref()
+        .is_some_and(|d| d.stopped_at.is_none() && now - d.heartbeat_at < 30);
+    let sources = sqlx::query_as(
+        "SELECT name, kind, state, messages, last_message_at, last_error, last_error_at, updated_at
+         FROM sources ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (messages, quarantined, unthreaded, deliveries_pending): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM messages WHERE quarantine IS NULL),
+                (SELECT COUNT(*) FROM messages WHERE quarantine IS NOT NULL),
+                (SELECT COUNT(*) FROM messages WHERE quarantine IS NULL AND thread_id IS NULL),
+                (SELECT COUNT(*) FROM deliveries WHERE state = 'new' AND route IS NOT NULL)",
+        )
+        .fetch_one(pool)
+        .await?;
+    Ok(Status {
+        daemon,
+        running,
+        sources,
+        messages,
+        quarantined,
+        unthreaded,
+        deliveries_pending,
+        outbound_queue: 0,
+    })
+}
