@@ -5,6 +5,7 @@ mod archive_corpus;
 mod cli;
 mod common;
 mod daemon;
+mod daemon_servers;
 mod fixtures;
 mod import_formats;
 mod servers;

@@ -49,7 +49,7 @@ const SIGKILL: i32 = 9;
 
 unsafe extern "C" {
     /// kill(2): signals a process, or with a negative id a process group.
-    safe fn kill(pid: i32, sig: i32) -> i32;
+    pub safe fn kill(pid: i32, sig: i32) -> i32;
 }
 
 // ---------------------------------------------------------------------------------------
