@@ -411,6 +411,19 @@ mod tests {
         assert_eq!(c.database.url, d.database.url);
         assert_eq!(c.archive.subject_window_days, d.archive.subject_window_days);
         assert_eq!(c.import.max_message_bytes, d.import.max_message_bytes);
+        assert_eq!(c.import.batch_size, d.import.batch_size);
+        assert_eq!(c.log.level, d.log.level);
+        assert_eq!(c.inbound.maildir[0].path, d.inbound.maildir[0].path);
+        assert_eq!(c.inbound.maildir[0].poll_ms, d.inbound.maildir[0].poll_ms);
+        assert_eq!(c.lists[0].name, "jca-sghn");
+    }
+
+    #[test]
+    fn example_files_parse() {
+        for (name, text) in [("imap.toml", include_str!("../config/examples/imap.toml"))] {
+            let c = Config::from_toml(text, Path::new(name)).unwrap();
+            assert_eq!(c.inbound.imap.len(), 1, "{name}");
+        }
     }
 
     #[test]

@@ -59,6 +59,8 @@ fn every_command_has_help() {
     let cli = Cli::new();
     for cmd in [
         vec![],
+        vec!["serve"],
+        vec!["status"],
         vec!["init"],
         vec!["import"],
         vec!["search"],
@@ -190,6 +192,16 @@ fn import_list_search_show_export() {
         x
     };
     assert_eq!(key(&before), key(&after));
+}
+
+#[test]
+fn status_before_and_after_a_daemon_run() {
+    let cli = Cli::new();
+    let s = cli.json(&["status", "--json"]);
+    assert_eq!(s["running"], false);
+    assert!(s["daemon"].is_null());
+    let text = String::from_utf8(cli.ok(&["status"])).unwrap();
+    assert!(text.contains("never started"), "{text}");
 }
 
 #[test]
