@@ -170,7 +170,9 @@ impl Session {
                     }
                 }
             }
-            if *self.shutdown.borrow() && self.from.is_none() {
+            // Between commands there is nothing in hand: a transaction not yet through
+            // DATA is released (the MTA retries it); one in DATA finishes first.
+            if *self.shutdown.borrow() {
                 self.reply("421 4.3.2 shutting down\r\n").await?;
                 return Ok(());
             }

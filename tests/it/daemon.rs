@@ -420,3 +420,25 @@ async fn maildir_messages_move_only_after_commit_and_unroutable_mail_is_quaranti
     assert_eq!(lists, 1, "routed by Delivered-To");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_60_mb_message_gets_552_with_the_default_limit() {
+    let d = TestDaemon::start("[inbound.lmtp]\nlisten = \"127.0.0.1:0\"\n").await;
+    let (mut c, _) = Client::connect(d.lmtp.unwrap()).await;
+    assert!(c.cmd("LHLO x").await.contains("SIZE 52428800"));
+    c.cmd("MAIL FROM:<a@b>").await;
+    c.cmd("RCPT TO:<jca-sghn@lists.example.org>").await;
+    c.cmd("DATA").await;
+    let mut big = b"Subject: sixty\r\nMessage-ID: <sixty@x>\r\n\r\n".to_vec();
+    let line = [b'x'; 998];
+    while big.len() < 60 * 1024 * 1024 {
+        big.extend_from_slice(&line);
+        big.extend_from_slice(b"\r\n");
+    }
+    let r = c.data(&big, 1).await;
+    assert!(r[0].starts_with("552 5.3.4"), "{r:?}");
+    // The session goes on.
+    assert!(c.cmd("MAIL FROM:<a@b>").await.starts_with("250"));
+    assert_eq!(d.count("SELECT COUNT(*) FROM raw_messages").await, 0);
+    d.stop().await;
+}
