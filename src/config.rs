@@ -420,10 +420,10 @@ mod tests {
 
     #[test]
     fn example_files_parse() {
-        for (name, text) in [("imap.toml", include_str!("../config/examples/imap.toml"))] {
-            let c = Config::from_toml(text, Path::new(name)).unwrap();
-            assert_eq!(c.inbound.imap.len(), 1, "{name}");
-        }
+        let text = include_str!("../config/examples/imap.toml");
+        let c = Config::from_toml(text, Path::new("imap.toml")).unwrap();
+        assert_eq!(c.inbound.imap.len(), 1);
+        assert!(c.inbound.lmtp.is_some());
     }
 
     #[test]
