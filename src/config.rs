@@ -47,6 +47,73 @@ pub struct Config {
     pub aliases: Vec<Alias>,
     #[serde(default = "Inbound::embedded")]
     pub inbound: Inbound,
+    pub outbound: Outbound,
+    /// The SMTP relay used when `[outbound] transport = "smtp"`.
+    pub smtp: Option<Smtp>,
+}
+
+/// How outgoing mail leaves: through an SMTP relay, or (the embedded default) into a
+/// Maildir, so the daemon serves with no mail server present.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    #[default]
+    Maildir,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    pub transport: TransportKind,
+    /// The Maildir outgoing mail is written to with `transport = "maildir"`.
+    pub maildir: PathBuf,
+    /// Recipients per SMTP transaction (grouped by domain).
+    pub max_recipients: usize,
+    /// How long temporary failures are retried before they count as permanent.
+    pub retry_days: u32,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            transport: TransportKind::Maildir,
+            maildir: "var/outbox".into(),
+            max_recipients: 100,
+            retry_days: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// "implicit" (port 465), "starttls" (port 587/25) or "none".
+    #[serde(default = "default_smtp_tls")]
+    pub tls: Tls,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// Name given in EHLO (default: this host's name).
+    pub helo: Option<String>,
+    /// Connections kept open to the relay.
+    #[serde(default = "default_smtp_connections")]
+    pub connections: u32,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_tls() -> Tls {
+    Tls::Starttls
+}
+fn default_smtp_connections() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +336,8 @@ impl Default for Config {
             liaison: Liaison::default(),
             aliases: Vec::new(),
             inbound: Inbound::embedded(),
+            outbound: Outbound::default(),
+            smtp: None,
         }
     }
 }
@@ -389,6 +458,14 @@ impl Config {
                     l.name, l.address
                 )));
             }
+        }
+        if self.outbound.transport == TransportKind::Smtp && self.smtp.is_none() {
+            return Err(Error::Invalid(
+                "[outbound] transport = \"smtp\" needs an [smtp] section".into(),
+            ));
+        }
+        if self.outbound.max_recipients == 0 {
+            return Err(Error::Invalid("[outbound] max_recipients must be at least 1".into()));
         }
         if self.archive.subject_window_days == 0 {
             return Err(Error::Invalid(

@@ -16,5 +16,6 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod inbound;
+pub mod outbound;
 pub mod parse;
 pub mod route;
