@@ -5,7 +5,8 @@
 //! Shutdown follows mini-redis: a watch channel tells every task to stop accepting new
 //! work; each finishes (or releases, unacknowledged) what it holds; then the process exits
 //! 0. Anything not acknowledged is redelivered by its source later, and content hashes
-//! make sure nothing is stored twice.
+//! make sure nothing is stored twice. The outbound worker ([`crate::outbound::worker`])
+//! stops the same way: the SMTP transactions in hand finish, the rest stays queued.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub enum Error {
     },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Outbound(#[from] crate::outbound::Error),
 }
 
 /// A daemon ready to run: listeners already bound (so tests can bind port 0 and read the
@@ -91,6 +94,10 @@ impl Daemon {
             .execute(&self.pool)
             .await?;
 
+        // Outbound delivery (src/outbound): built first, so that a mistake in [outbound] or
+        // [smtp] (a missing password file, say) stops the daemon before it serves.
+        let outbound = crate::outbound::worker::Worker::from_config(&self.config)?;
+
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.lmtp {
             let l = self
@@ -126,6 +133,15 @@ impl Daemon {
             shutdown.clone(),
         ));
         tasks.spawn(heartbeat(self.pool.clone(), shutdown.clone()));
+        tasks.spawn(outbound.run(self.pool.clone(), shutdown.clone()));
+        tasks.spawn(list_stage(
+            crate::list::stage::Stage::new(
+                self.pool.clone(),
+                std::sync::Arc::new(self.config.clone()),
+            ),
+            self.intake.routed.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             lmtp = self.config.inbound.lmtp.is_some(),
             maildirs = self.config.inbound.maildir.len(),
@@ -188,6 +204,33 @@ async fn threader(intake: Intake, window_days: u32, mut shutdown: watch::Receive
         }
         tokio::select! {
             _ = intake.stored.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Runs the list stage over stored posts: after each routed message (coalesced), and
+/// every 30 s and at start for anything left from before.
+async fn list_stage(
+    stage: crate::list::stage::Stage,
+    routed: std::sync::Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match stage.process_pending().await {
+            Ok(done) if done.len() == 500 => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "list stage failed; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = routed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             _ = shutdown.changed() => {}
         }
@@ -293,6 +336,6 @@ pub async fn status(pool: &SqlitePool) -> Result<Status, sqlx::Error> {
         quarantined,
         unthreaded,
         deliveries_pending,
-        outbound_queue: 0,
+        outbound_queue: crate::outbound::queue::depth(pool).await?,
     })
 }

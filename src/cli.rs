@@ -119,12 +119,86 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         mbox: PathBuf,
     },
+    /// List members and their roles
+    #[command(subcommand)]
+    Members(MembersCmd),
+    /// Posts held for moderation
+    #[command(subcommand)]
+    Holds(HoldsCmd),
     /// Messages that could not be archived, and why
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
     /// Archive maintenance
     #[command(subcommand)]
     Archive(ArchiveCmd),
+    /// The outbound queue: one row per recipient of each message to send
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+#[derive(Subcommand)]
+enum MembersCmd {
+    /// Add members (or change their role): "addr" or "Name <addr>"
+    Add {
+        list: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+        /// owner, moderator, convener or member
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Hold this member's posts for a moderator
+        #[arg(long)]
+        moderated: bool,
+    },
+    /// Remove members
+    Remove {
+        list: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+    /// List members
+    List {
+        list: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add members from a file, one "addr" or "Name <addr>" per line ('#' comments)
+    Import {
+        list: String,
+        file: PathBuf,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Set a member's delivery mode: regular or nomail
+    Delivery {
+        list: String,
+        address: String,
+        mode: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldsCmd {
+    /// Held posts, oldest first
+    List {
+        #[arg(long, value_name = "NAME")]
+        list: Option<String>,
+        /// Include posts already decided
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Distribute a held post
+    Approve { id: i64 },
+    /// Refuse a held post and tell the poster
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Drop a held post silently
+    Discard { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +223,48 @@ enum ArchiveCmd {
     Rebuild {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// One row per recipient: state, attempts, next attempt, last reply
+    List {
+        /// Only rows in this state
+        #[arg(long, value_enum, value_name = "STATE")]
+        state: Option<concord::outbound::queue::State>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make deferred recipients due now; failed or expired rows named by ID get one more
+    /// attempt. A running daemon takes them at its next look (within 5 s)
+    Retry {
+        /// Recipient row ids, as `concord queue list` shows them
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        ids: Vec<i64>,
+        /// Every queued recipient
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete finished rows (and messages left with no recipient)
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true)))]
+    Purge {
+        /// Rows refused permanently
+        #[arg(long, group = "which")]
+        failed: bool,
+        /// Rows delivered
+        #[arg(long, group = "which")]
+        sent: bool,
+        /// Rows whose retry period ran out
+        #[arg(long, group = "which")]
+        expired: bool,
+        /// Sent, failed and expired rows
+        #[arg(long, group = "which")]
+        all_done: bool,
     },
 }
 
@@ -464,6 +580,8 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
             };
             eprintln!("exported {n} messages");
         }
+        Command::Members(cmd) => return members_cmd(&pool, &config, cmd).await,
+        Command::Holds(cmd) => return holds_cmd(pool, config, cmd).await,
         Command::Quarantine(QuarantineCmd::List { json }) => {
             let q = views::quarantine(&pool).await?;
             if json {
@@ -514,6 +632,264 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
                     s.messages, s.threads, s.quarantined
                 );
             }
+        }
+        Command::Queue(q) => queue_command(&pool, q).await?,
+    }
+    Ok(0)
+}
+
+/// `concord queue ...`: the outbound queue (src/outbound/queue.rs).
+async fn queue_command(pool: &concord::db::SqlitePool, cmd: QueueCmd) -> Result<()> {
+    use concord::outbound::queue::{self, State};
+    let at = |ms: Option<i64>| {
+        ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    match cmd {
+        QueueCmd::List { state, json } => {
+            let rows = queue::list(pool, state).await?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                println!("outbound queue: nothing");
+            } else {
+                println!(
+                    "{:>7} {:>6}  {:<8} {:>5}  {:<19}  {:<32}  LAST REPLY",
+                    "ID", "QUEUE", "STATE", "TRIES", "NEXT ATTEMPT (UTC)", "RECIPIENT"
+                );
+                for r in &rows {
+                    let next = match r.state.as_str() {
+                        "queued" => at(Some(r.next_attempt_at)),
+                        _ => "-".into(),
+                    };
+                    let reply = match (r.last_code, &r.last_reply) {
+                        (Some(c), Some(t)) => format!("{c} {t}"),
+                        (None, Some(t)) => t.clone(),
+                        (Some(c), None) => c.to_string(),
+                        (None, None) => String::new(),
+                    };
+                    println!(
+                        "{:>7} {:>6}  {:<8} {:>5}  {:<19}  {:<32}  {}",
+                        r.id, r.message, r.state, r.attempts, next, r.recipient, reply
+                    );
+                }
+            }
+        }
+        QueueCmd::Retry { ids, all } => {
+            let now = concord::outbound::now_ms();
+            let n = if all {
+                queue::retry_all(pool, now).await?
+            } else {
+                queue::retry(pool, &ids, now).await?
+            };
+            concord::outbound::wake();
+            println!("{n} recipients due now");
+        }
+        QueueCmd::Purge {
+            failed,
+            sent,
+            expired,
+            all_done,
+        } => {
+            let mut states = Vec::new();
+            if sent || all_done {
+                states.push(State::Sent);
+            }
+            if failed || all_done {
+                states.push(State::Failed);
+            }
+            if expired || all_done {
+                states.push(State::Expired);
+            }
+            let n = queue::purge(pool, &states).await?;
+            println!("deleted {n} finished recipient rows");
+        }
+    }
+    Ok(())
+}
+
+fn known_list<'a>(config: &'a Config, name: &str) -> Result<&'a concord::config::List> {
+    config.list(name).ok_or_else(|| {
+        let known: Vec<&str> = config.lists.iter().map(|l| l.name.as_str()).collect();
+        exit(
+            3,
+            format!(
+                "no list {name:?} in the configuration (lists: {})",
+                known.join(", ")
+            ),
+        )
+    })
+}
+
+async fn members_cmd(
+    pool: &concord::db::SqlitePool,
+    config: &Config,
+    cmd: MembersCmd,
+) -> Result<u8> {
+    use concord::list::members;
+    let usage = |e: members::Error| match e {
+        members::Error::Invalid(m) => exit(2, m),
+        other => other.into(),
+    };
+    match cmd {
+        MembersCmd::Add {
+            list,
+            addresses,
+            role,
+            moderated,
+        } => {
+            known_list(config, &list)?;
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            for a in &addresses {
+                let (addr, name) = members::parse_address(a).map_err(usage)?;
+                let new = members::add(&mut tx, &list, &addr, name.as_deref(), &role, moderated)
+                    .await
+                    .map_err(usage)?;
+                println!("{} {addr} ({role})", if new { "added" } else { "updated" });
+            }
+            tx.commit().await?;
+        }
+        MembersCmd::Remove { list, addresses } => {
+            known_list(config, &list)?;
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut missing = 0;
+            for a in &addresses {
+                let (addr, _) = members::parse_address(a).map_err(usage)?;
+                if members::remove(&mut tx, &list, &addr)
+                    .await
+                    .map_err(usage)?
+                {
+                    println!("removed {addr}");
+                } else {
+                    missing += 1;
+                    eprintln!("{addr} is not a member of {list}");
+                }
+            }
+            tx.commit().await?;
+            if missing > 0 {
+                return Ok(3);
+            }
+        }
+        MembersCmd::List { list, json } => {
+            known_list(config, &list)?;
+            let m = members::list(pool, &list).await.map_err(usage)?;
+            if json {
+                print_json(&m)?;
+            } else {
+                for m in &m {
+                    println!(
+                        "{:<40} {:<10} {:<8}{}  {}",
+                        m.address,
+                        m.role,
+                        m.delivery,
+                        if m.moderated { " moderated" } else { "" },
+                        m.display_name.as_deref().unwrap_or("")
+                    );
+                }
+                eprintln!("{} members", m.len());
+            }
+        }
+        MembersCmd::Import { list, file, role } => {
+            known_list(config, &list)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let (mut added, mut updated, mut bad) = (0, 0, 0);
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                match members::parse_address(line) {
+                    Ok((addr, name)) => {
+                        if members::add(&mut tx, &list, &addr, name.as_deref(), &role, false)
+                            .await
+                            .map_err(usage)?
+                        {
+                            added += 1;
+                        } else {
+                            updated += 1;
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("{}:{}: {e}", file.display(), n + 1);
+                    }
+                }
+            }
+            tx.commit().await?;
+            println!("{added} added, {updated} updated, {bad} lines skipped");
+            if bad > 0 {
+                return Ok(4);
+            }
+        }
+        MembersCmd::Delivery {
+            list,
+            address,
+            mode,
+        } => {
+            known_list(config, &list)?;
+            let (addr, _) = members::parse_address(&address).map_err(usage)?;
+            if !members::set_delivery(pool, &list, &addr, &mode)
+                .await
+                .map_err(usage)?
+            {
+                return Err(exit(3, format!("{addr} is not a member of {list}")));
+            }
+            println!("{addr}: delivery {mode}");
+        }
+    }
+    Ok(0)
+}
+
+async fn holds_cmd(pool: concord::db::SqlitePool, config: Config, cmd: HoldsCmd) -> Result<u8> {
+    use concord::list::stage::{self, Decision, Stage};
+    let stage = Stage::new(pool.clone(), std::sync::Arc::new(config));
+    let decide = |id: i64, d: Decision, reason: Option<String>| {
+        let stage = stage.clone();
+        async move {
+            stage
+                .decide(id, d, "cli", reason.as_deref())
+                .await
+                .map_err(|e| match e {
+                    stage::Error::NotFound(m) => exit(3, m),
+                    other => other.into(),
+                })
+        }
+    };
+    match cmd {
+        HoldsCmd::List { list, all, json } => {
+            let h = stage::holds(&pool, list.as_deref(), all).await?;
+            if json {
+                print_json(&h)?;
+            } else if h.is_empty() {
+                println!("no held messages");
+            } else {
+                for h in &h {
+                    println!(
+                        "#{:<5} {:<12} {}  {}  {}\n       {}",
+                        h.id,
+                        h.list,
+                        when(Some(h.created_at)),
+                        h.sender.as_deref().unwrap_or("?"),
+                        h.subject.as_deref().unwrap_or("(no subject)"),
+                        h.reasons.join("; ")
+                    );
+                }
+            }
+        }
+        HoldsCmd::Approve { id } => {
+            let n = decide(id, Decision::Approve, None).await?;
+            println!("approved #{id}: queued for {n} recipients");
+        }
+        HoldsCmd::Reject { id, reason } => {
+            decide(id, Decision::Reject, reason).await?;
+            println!("rejected #{id}; the poster is told");
+        }
+        HoldsCmd::Discard { id } => {
+            decide(id, Decision::Discard, None).await?;
+            println!("discarded #{id}");
         }
     }
     Ok(0)

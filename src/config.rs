@@ -50,6 +50,7 @@ pub struct Config {
     pub outbound: Outbound,
     /// The SMTP relay used when `[outbound] transport = "smtp"`.
     pub smtp: Option<Smtp>,
+    pub dmarc: Dmarc,
 }
 
 /// How outgoing mail leaves: through an SMTP relay, or (the embedded default) into a
@@ -126,6 +127,148 @@ pub struct List {
     pub address: String,
     #[serde(default)]
     pub description: String,
+    /// Added once to the front of the subject; default "[NAME]"; "" for none.
+    pub subject_prefix: Option<String>,
+    #[serde(default)]
+    pub reply_to: ReplyTo,
+    #[serde(default)]
+    pub archive: ArchivePolicy,
+    /// Posts larger than this are held for moderation.
+    #[serde(default = "default_list_max")]
+    pub max_message_bytes: u64,
+    /// MIME types (e.g. "application/x-msdownload", "audio/*") that hold a post.
+    #[serde(default)]
+    pub mime_filter: Vec<String>,
+    /// If not empty, only these MIME types may appear in a post; others hold it.
+    #[serde(default)]
+    pub mime_pass: Vec<String>,
+    /// Footer added to every copy; `{list}`, `{address}`, `{description}`,
+    /// `{archive_url}` and `{request}` are replaced.
+    pub footer: Option<String>,
+    #[serde(default)]
+    pub posting: Posting,
+    /// What happens to a post from someone who is not a member.
+    #[serde(default)]
+    pub non_member_action: NonMemberAction,
+    #[serde(default)]
+    pub subscription: Subscription,
+    #[serde(default)]
+    pub dmarc_mitigation: DmarcMitigation,
+    /// Base URL of the list's web archive (List-Archive, Archived-At).
+    pub archive_url: Option<String>,
+    /// RFC 8058 one-click unsubscribe endpoint; when set, List-Unsubscribe-Post is added.
+    pub unsubscribe_url: Option<String>,
+}
+
+fn default_list_max() -> u64 {
+    10 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyTo {
+    /// Replies go to the list.
+    List,
+    /// Replies go to the sender (the message's own Reply-To is kept).
+    #[default]
+    Sender,
+    /// Reply-To is left exactly as the sender wrote it.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchivePolicy {
+    Public,
+    #[default]
+    Members,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Posting {
+    /// Members post freely; others per `non_member_action`.
+    #[default]
+    Members,
+    /// Every post is held for a moderator.
+    Moderated,
+    /// Only conveners and owners post; other posts are held.
+    Announce,
+    /// Anyone may post.
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NonMemberAction {
+    #[default]
+    Hold,
+    Reject,
+    Discard,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum Subscription {
+    #[serde(rename = "open")]
+    Open,
+    #[default]
+    #[serde(rename = "confirm")]
+    Confirm,
+    #[serde(rename = "confirm+approve")]
+    ConfirmApprove,
+    #[serde(rename = "closed")]
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DmarcMitigation {
+    /// From becomes "Name via LIST" <list address>; the author goes to Reply-To.
+    #[default]
+    MungeFrom,
+    /// The post is sent as a message/rfc822 attachment of a message from the list.
+    Wrap,
+    None,
+}
+
+impl List {
+    pub fn prefix(&self) -> String {
+        self.subject_prefix
+            .clone()
+            .unwrap_or_else(|| format!("[{}]", self.name))
+    }
+
+    /// The list's domain.
+    pub fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+
+    /// `NAME-suffix@domain` for the list's own addresses.
+    pub fn sub_address(&self, suffix: &str) -> String {
+        let (local, domain) = self.address.rsplit_once('@').unwrap_or((&self.address, ""));
+        format!("{local}-{suffix}@{domain}")
+    }
+}
+
+/// How DMARC policies are looked up.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dmarc {
+    pub resolver: DmarcResolver,
+    /// With `resolver = "static"`: domain → policy ("none", "quarantine", "reject").
+    #[serde(rename = "static")]
+    pub table: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcResolver {
+    /// The system's DNS resolver (/etc/resolv.conf).
+    #[default]
+    System,
+    /// Only the `[dmarc.static]` table; every other domain has no policy.
+    Static,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -338,6 +481,7 @@ impl Default for Config {
             inbound: Inbound::embedded(),
             outbound: Outbound::default(),
             smtp: None,
+            dmarc: Dmarc::default(),
         }
     }
 }
@@ -392,6 +536,11 @@ impl Imap {
 }
 
 impl Config {
+    /// The list called `name`.
+    pub fn list(&self, name: &str) -> Option<&List> {
+        self.lists.iter().find(|l| l.name == name)
+    }
+
     /// Parses configuration text; `origin` names it in error messages.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
         let config: Config = toml::from_str(text).map_err(|e| Error::Parse {
@@ -465,7 +614,9 @@ impl Config {
             ));
         }
         if self.outbound.max_recipients == 0 {
-            return Err(Error::Invalid("[outbound] max_recipients must be at least 1".into()));
+            return Err(Error::Invalid(
+                "[outbound] max_recipients must be at least 1".into(),
+            ));
         }
         if self.archive.subject_window_days == 0 {
             return Err(Error::Invalid(

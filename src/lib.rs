@@ -16,6 +16,7 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod inbound;
+pub mod list;
 pub mod outbound;
 pub mod parse;
 pub mod route;

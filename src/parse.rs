@@ -164,7 +164,7 @@ const FORWARD_MARKERS: &[&str] = &[
 
 /// Strips one leading marker from `s` if present; returns the rest and whether it was a
 /// reply marker.
-fn strip_marker(s: &str) -> Option<(&str, bool)> {
+pub(crate) fn strip_marker(s: &str) -> Option<(&str, bool)> {
     let colon = s.find([':', '：'])?;
     let head = &s[..colon];
     let rest = &s[colon + s[colon..].chars().next()?.len_utf8()..];
@@ -288,7 +288,7 @@ fn text_charset<'a>(msg: &'a Message) -> Option<&'a str> {
 /// A subject written as raw 8-bit bytes (not RFC 2047 encoded words, and not UTF-8) is
 /// decoded in the charset of the message's text, or windows-1252 when none is declared,
 /// rather than shown as replacement characters.
-fn repair_raw_subject(msg: &Message, raw: &[u8], decoded: String) -> String {
+pub(crate) fn repair_raw_subject(msg: &Message, raw: &[u8], decoded: String) -> String {
     if !decoded.contains('\u{FFFD}') {
         return decoded;
     }

@@ -58,6 +58,8 @@ pub struct Intake {
     pub max_message_bytes: u64,
     /// Woken after each stored message, so the threader can run.
     pub stored: Arc<Notify>,
+    /// Woken after a message with a list or liaison route is stored.
+    pub routed: Arc<Notify>,
 }
 
 impl Intake {
@@ -67,6 +69,7 @@ impl Intake {
             router: Arc::new(router),
             max_message_bytes,
             stored: Arc::new(Notify::new()),
+            routed: Arc::new(Notify::new()),
         }
     }
 
@@ -152,6 +155,9 @@ impl Intake {
         }
         if !duplicate && quarantined.is_none() {
             self.stored.notify_one();
+            if routed {
+                self.routed.notify_one();
+            }
         }
         Ok(Accepted {
             id,

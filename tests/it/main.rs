@@ -8,5 +8,8 @@ mod daemon;
 mod daemon_servers;
 mod fixtures;
 mod import_formats;
+mod list_daemon;
+mod list_pipeline;
+mod outbound;
 mod servers;
 mod threading;

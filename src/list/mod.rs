@@ -1,0 +1,8 @@
+//! Mailing lists: membership, the posting policy, the pipeline that makes each copy, and
+//! the stage that turns stored posts into queued copies or held messages.
+
+pub mod dmarc;
+pub mod members;
+pub mod pipeline;
+pub mod rules;
+pub mod stage;
