@@ -162,7 +162,11 @@ pub async fn run(
         while inflight.len() < slots {
             let now = now_ms();
             let lease_until = now.saturating_add(ms(ctx.settings.lease));
-            match queue::claim(&ctx.pool, now, lease_until, ctx.settings.max_recipients).await {
+            let tc = Instant::now();
+            let claimed =
+                queue::claim(&ctx.pool, now, lease_until, ctx.settings.max_recipients).await;
+            eprintln!("PERF claim {:?}", tc.elapsed());
+            match claimed {
                 Ok(Some(batch)) => {
                     inflight.spawn(deliver(ctx.clone(), batch, shutdown.clone()));
                 }
@@ -285,10 +289,12 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch, shutdown: watch::Receiver<bool>) {
         .iter()
         .map(|r| r.recipient.clone())
         .collect();
+    let t0 = Instant::now();
     let outcome = ctx
         .transport
         .send(&batch.envelope_from, &rcpts, &batch.raw)
         .await;
+    let t1 = t0.elapsed();
     let results: Vec<Result<Accepted, Error>> = match outcome {
         Ok(mut v) => {
             if v.len() != rcpts.len() {
@@ -324,7 +330,9 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch, shutdown: watch::Receiver<bool>) {
         .map(|(c, r)| (c.id, settlement(r, c, batch.created_at, &ctx.settings, now)))
         .collect();
     log_outcomes(&batch, &batch.recipients, &outcomes);
+    let t2 = Instant::now();
     record(&ctx, &outcomes).await;
+    eprintln!("PERF send {:?} record {:?}", t1, t2.elapsed());
 }
 
 /// Tries each recipient of a refused transaction in a transaction of its own.

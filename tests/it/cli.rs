@@ -68,6 +68,13 @@ fn every_command_has_help() {
         vec!["thread"],
         vec!["show"],
         vec!["export"],
+        vec!["members"],
+        vec!["members", "add"],
+        vec!["members", "list"],
+        vec!["members", "import"],
+        vec!["holds"],
+        vec!["holds", "list"],
+        vec!["holds", "approve"],
         vec!["quarantine"],
         vec!["quarantine", "list"],
         vec!["quarantine", "show"],
@@ -275,4 +282,97 @@ fn json_logs_on_request() {
             .unwrap()
             .contains("no header section")
     );
+}
+
+#[test]
+fn members_and_holds_from_the_command_line() {
+    let cli = Cli::new();
+    let mut cfg = std::fs::read_to_string(&cli.config).unwrap();
+    cfg.push_str(crate::daemon::LISTS);
+    std::fs::write(&cli.config, cfg).unwrap();
+    let out = String::from_utf8(cli.ok(&[
+        "members",
+        "add",
+        "jca-sghn",
+        "Richard Stuart <Convener@Example.org>",
+        "--role",
+        "convener",
+    ]))
+    .unwrap();
+    assert!(
+        out.contains("added convener@example.org (convener)"),
+        "{out}"
+    );
+    assert_eq!(
+        cli.run(&[
+            "members",
+            "add",
+            "jca-sghn",
+            "x@example.org",
+            "--role",
+            "king"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli.run(&["members", "add", "nolist", "x@example.org"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        cli.run(&["members", "add", "jca-sghn", "not-an-address"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let file = cli.dir.path().join("people.txt");
+    std::fs::write(
+        &file,
+        "# JCA participants\nalice@example.org\nBob <bob@example.net>\nnonsense\n\n",
+    )
+    .unwrap();
+    let o = cli.run(&["members", "import", "jca-sghn", p(&file)]);
+    assert_eq!(o.status.code(), Some(4), "a bad line is reported");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 added"));
+    let m = cli.json(&["members", "list", "jca-sghn", "--json"]);
+    let m = m.as_array().unwrap();
+    assert_eq!(m.len(), 3);
+    let bob = m
+        .iter()
+        .find(|x| x["address"] == "bob@example.net")
+        .unwrap();
+    assert_eq!(bob["display_name"], "Bob");
+    assert_eq!(bob["role"], "member");
+    cli.ok(&[
+        "members",
+        "delivery",
+        "jca-sghn",
+        "bob@example.net",
+        "nomail",
+    ]);
+    let m = cli.json(&["members", "list", "jca-sghn", "--json"]);
+    assert!(
+        m.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["delivery"] == "nomail")
+    );
+    cli.ok(&["members", "remove", "jca-sghn", "bob@example.net"]);
+    assert_eq!(
+        cli.run(&["members", "remove", "jca-sghn", "bob@example.net"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        cli.json(&["holds", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(cli.run(&["holds", "approve", "99"]).status.code(), Some(3));
 }

@@ -933,7 +933,9 @@ async fn outbound_zz_perf() {
     eprintln!("enqueue 10k: {:?}", t.elapsed());
     let t = std::time::Instant::now();
     let w = Running::start(&db.pool, Arc::new(smtp(sink.port, 4)), quick(100));
-    while count(&db.pool, State::Sent).await < 10000 { tokio::time::sleep(Duration::from_millis(20)).await; }
+    while count(&db.pool, State::Sent).await < 10000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     eprintln!("smtp 10k in 100-rcpt transactions: {:?}", t.elapsed());
     w.stop().await;
     let md = db.dir.path().join("outbox");
