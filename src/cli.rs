@@ -683,7 +683,6 @@ async fn queue_command(pool: &concord::db::SqlitePool, cmd: QueueCmd) -> Result<
             } else {
                 queue::retry(pool, &ids, now).await?
             };
-            concord::outbound::wake();
             println!("{n} recipients due now");
         }
         QueueCmd::Purge {

@@ -9,6 +9,8 @@
 //! - [`inbound`]: the daemon's sources (LMTP, IMAP, Maildir) and the intake that stores
 //!   each message before any source acknowledges it;
 //! - [`route`]: what a recipient address means (list post, command, bounce, liaison);
+//! - [`list`]: members, posting rules, holds, and the pipeline that makes each copy;
+//! - [`outbound`]: the persistent queue and the worker that delivers it (SMTP or Maildir);
 //! - [`app`]: the daemon's wiring, shutdown and status.
 
 pub mod app;

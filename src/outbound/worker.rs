@@ -26,9 +26,10 @@
 //!   between recipients and puts the rest back in the queue, untried), then closes the
 //!   transport. A graceful stop therefore neither loses nor duplicates a copy. After a
 //!   crash (SIGKILL, power loss) the rows of the transactions that were in flight stay
-//!   'sending' until their lease runs out (`lease`, 10 minutes) and are then sent again:
-//!   at most the transactions in flight at the crash (one per connection) can be
-//!   delivered twice; a recorded outcome is never lost.
+//!   'sending' until their lease runs out (`lease`, 10 minutes; a live worker renews the
+//!   lease of what it holds) and are then sent again: at most the transactions in flight
+//!   at the crash (one per connection) can be delivered twice; a recorded outcome is never
+//!   lost.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,11 +163,7 @@ pub async fn run(
         while inflight.len() < slots {
             let now = now_ms();
             let lease_until = now.saturating_add(ms(ctx.settings.lease));
-            let tc = Instant::now();
-            let claimed =
-                queue::claim(&ctx.pool, now, lease_until, ctx.settings.max_recipients).await;
-            eprintln!("PERF claim {:?}", tc.elapsed());
-            match claimed {
+            match queue::claim(&ctx.pool, now, lease_until, ctx.settings.max_recipients).await {
                 Ok(Some(batch)) => {
                     inflight.spawn(deliver(ctx.clone(), batch, shutdown.clone()));
                 }
@@ -289,12 +286,12 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch, shutdown: watch::Receiver<bool>) {
         .iter()
         .map(|r| r.recipient.clone())
         .collect();
-    let t0 = Instant::now();
-    let outcome = ctx
-        .transport
-        .send(&batch.envelope_from, &rcpts, &batch.raw)
-        .await;
-    let t1 = t0.elapsed();
+    let outcome = holding(
+        &ctx,
+        &batch.ids(),
+        ctx.transport.send(&batch.envelope_from, &rcpts, &batch.raw),
+    )
+    .await;
     let results: Vec<Result<Accepted, Error>> = match outcome {
         Ok(mut v) => {
             if v.len() != rcpts.len() {
@@ -330,36 +327,41 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch, shutdown: watch::Receiver<bool>) {
         .map(|(c, r)| (c.id, settlement(r, c, batch.created_at, &ctx.settings, now)))
         .collect();
     log_outcomes(&batch, &batch.recipients, &outcomes);
-    let t2 = Instant::now();
     record(&ctx, &outcomes).await;
-    eprintln!("PERF send {:?} record {:?}", t1, t2.elapsed());
+}
+
+/// Awaits `work` while keeping the claim on `ids`: the lease is renewed every third of
+/// its length, so that a transaction slower than the lease (a large message on a slow
+/// link) is not taken for a dead worker's and sent twice.
+async fn holding<F: std::future::Future>(ctx: &Ctx, ids: &[i64], work: F) -> F::Output {
+    tokio::pin!(work);
+    let period = (ctx.settings.lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tokio::time::sleep(period) => {
+                let until = now_ms().saturating_add(ms(ctx.settings.lease));
+                if let Err(e) = queue::renew(&ctx.pool, ids, until).await {
+                    tracing::warn!(error = %e, "cannot renew the claim on outbound recipients");
+                }
+            }
+        }
+    }
 }
 
 /// Tries each recipient of a refused transaction in a transaction of its own.
 async fn one_by_one(ctx: &Ctx, batch: &Batch, shutdown: watch::Receiver<bool>) {
-    let mut renewed = Instant::now();
     for (i, c) in batch.recipients.iter().enumerate() {
+        let rest: Vec<i64> = batch.recipients[i..].iter().map(|r| r.id).collect();
         if *shutdown.borrow() {
-            let rest: Vec<i64> = batch.recipients[i..].iter().map(|r| r.id).collect();
             if let Err(e) = queue::release(&ctx.pool, &rest).await {
                 tracing::warn!(error = %e, "cannot put untried recipients back in the queue; they return when their claim runs out");
             }
             return;
         }
-        if renewed.elapsed() > ctx.settings.lease / 2 {
-            let rest: Vec<i64> = batch.recipients[i..].iter().map(|r| r.id).collect();
-            let until = now_ms().saturating_add(ms(ctx.settings.lease));
-            if let Err(e) = queue::renew(&ctx.pool, &rest, until).await {
-                tracing::warn!(error = %e, "cannot renew the claim on outbound recipients");
-            }
-            renewed = Instant::now();
-        }
         let one = std::slice::from_ref(&c.recipient);
-        let result = match ctx
-            .transport
-            .send(&batch.envelope_from, one, &batch.raw)
-            .await
-        {
+        let sent = ctx.transport.send(&batch.envelope_from, one, &batch.raw);
+        let result = match holding(ctx, &rest, sent).await {
             Ok(mut v) if v.len() == 1 => v.remove(0),
             Ok(_) => Err(Error::transient(None, "no result from the transport")),
             Err(e) => Err(e),
@@ -675,6 +677,53 @@ mod tests {
             Some("Connection error: refused")
         );
         assert!(rows[0].failed_at.unwrap() >= rows[0].created_at + 400);
+    }
+
+    /// Accepts everything, slowly, on two connections.
+    struct Slow(Mutex<usize>);
+
+    impl Transport for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn concurrency(&self) -> usize {
+            2
+        }
+        fn send<'a>(&'a self, _: &'a str, r: &'a [String], _: &'a [u8]) -> SendFuture<'a> {
+            *self.0.lock().unwrap() += 1;
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok(vec![Ok(Accepted::default()); r.len()])
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_longer_than_the_lease_keeps_its_claim() {
+        let pool = pool().await;
+        let t = Arc::new(Slow(Mutex::new(0)));
+        let out = Outgoing {
+            envelope_from: "a@l.org".into(),
+            recipients: vec!["z@x.org".into()],
+            raw: b"x".to_vec(),
+            list: None,
+            origin_message: None,
+        };
+        queue::submit(&pool, &out).await.unwrap();
+        let settings = Settings {
+            lease: Duration::from_millis(90),
+            poll: Duration::from_millis(20),
+            ..quick()
+        };
+        run_until(&pool, t.clone(), settings, async |p| {
+            states(p).await[0].1 == "sent"
+        })
+        .await;
+        assert_eq!(
+            *t.0.lock().unwrap(),
+            1,
+            "sent once, never reclaimed meanwhile"
+        );
     }
 
     #[tokio::test]
