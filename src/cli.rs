@@ -169,11 +169,19 @@ enum MembersCmd {
         #[arg(long, default_value = "member")]
         role: String,
     },
-    /// Set a member's delivery mode: regular or nomail
-    Delivery {
+    /// Change a member's settings
+    Set {
         list: String,
         address: String,
-        mode: String,
+        /// regular or nomail
+        #[arg(long)]
+        delivery: Option<String>,
+        /// Hold (true) or stop holding (false) this member's posts
+        #[arg(long)]
+        moderated: Option<bool>,
+        /// Send (true) or not (false) the member a copy of their own posts
+        #[arg(long)]
+        own_copy: Option<bool>,
     },
 }
 
@@ -823,20 +831,45 @@ async fn members_cmd(
                 return Ok(4);
             }
         }
-        MembersCmd::Delivery {
+        MembersCmd::Set {
             list,
             address,
-            mode,
+            delivery,
+            moderated,
+            own_copy,
         } => {
             known_list(config, &list)?;
             let (addr, _) = members::parse_address(&address).map_err(usage)?;
-            if !members::set_delivery(pool, &list, &addr, &mode)
+            if members::get(pool, &list, &addr)
                 .await
                 .map_err(usage)?
+                .is_none()
             {
                 return Err(exit(3, format!("{addr} is not a member of {list}")));
             }
-            println!("{addr}: delivery {mode}");
+            if let Some(mode) = &delivery {
+                members::set_delivery(pool, &list, &addr, mode)
+                    .await
+                    .map_err(usage)?;
+            }
+            if let Some(on) = moderated {
+                members::set_flag(pool, &list, &addr, "moderated", on)
+                    .await
+                    .map_err(usage)?;
+            }
+            if let Some(on) = own_copy {
+                members::set_flag(pool, &list, &addr, "receive_own", on)
+                    .await
+                    .map_err(usage)?;
+            }
+            let m = members::get(pool, &list, &addr)
+                .await
+                .map_err(usage)?
+                .expect("checked above");
+            println!(
+                "{addr}: delivery {}, moderated {}, own copy {}",
+                m.delivery, m.moderated, m.receive_own
+            );
         }
     }
     Ok(0)

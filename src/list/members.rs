@@ -143,6 +143,28 @@ pub async fn recipients(conn: &mut SqliteConnection, list: &str) -> Result<Vec<M
     .await?)
 }
 
+/// Sets a member's moderation flag or whether they get a copy of their own posts.
+pub async fn set_flag(
+    pool: &SqlitePool,
+    list: &str,
+    address: &str,
+    flag: &str,
+    on: bool,
+) -> Result<bool> {
+    let sql = match flag {
+        "moderated" => "UPDATE members SET moderated = ? WHERE list = ? AND address = ?",
+        "receive_own" => "UPDATE members SET receive_own = ? WHERE list = ? AND address = ?",
+        other => return Err(Error::Invalid(format!("unknown member flag {other:?}"))),
+    };
+    let r = sqlx::query(sql)
+        .bind(on)
+        .bind(list)
+        .bind(address)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 pub async fn set_delivery(
     pool: &SqlitePool,
     list: &str,

@@ -348,18 +348,45 @@ fn members_and_holds_from_the_command_line() {
     assert_eq!(bob["role"], "member");
     cli.ok(&[
         "members",
-        "delivery",
+        "set",
         "jca-sghn",
         "bob@example.net",
+        "--delivery",
         "nomail",
+        "--own-copy",
+        "true",
+        "--moderated",
+        "true",
     ]);
     let m = cli.json(&["members", "list", "jca-sghn", "--json"]);
-    assert!(
-        m.as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["delivery"] == "nomail")
-    );
+    let bob = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["address"] == "bob@example.net")
+        .unwrap()
+        .clone();
+    assert_eq!(bob["delivery"], "nomail");
+    assert_eq!(bob["receive_own"], true);
+    assert_eq!(bob["moderated"], true);
+    let weekly = cli.run(&[
+        "members",
+        "set",
+        "jca-sghn",
+        "bob@example.net",
+        "--delivery",
+        "weekly",
+    ]);
+    assert_eq!(weekly.status.code(), Some(2));
+    let stranger = cli.run(&[
+        "members",
+        "set",
+        "jca-sghn",
+        "zed@example.net",
+        "--moderated",
+        "true",
+    ]);
+    assert_eq!(stranger.status.code(), Some(3));
     cli.ok(&["members", "remove", "jca-sghn", "bob@example.net"]);
     assert_eq!(
         cli.run(&["members", "remove", "jca-sghn", "bob@example.net"])
