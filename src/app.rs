@@ -218,11 +218,15 @@ async fn list_stage(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        match stage.process_pending().await {
-            Ok(done) if done.len() == 500 => continue,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "list stage failed; will retry");
+        let now = chrono::Utc::now().timestamp();
+        let commands = stage.process_commands(now).await;
+        let expired = stage.expire_holds(now).await;
+        match (stage.process_pending().await, commands, expired) {
+            (Ok(done), Ok(c), Ok(_)) if done.len() == 500 || c == 200 => continue,
+            (Ok(_), Ok(_), Ok(_)) => {}
+            (a, b, c) => {
+                let e = [a.err(), b.err(), c.err()].into_iter().flatten().next();
+                tracing::warn!(error = ?e, "list stage failed; will retry");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -134,6 +134,9 @@ enum Command {
     /// The outbound queue: one row per recipient of each message to send
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Bounce reports: classify messages and name the recipients they report on
+    #[command(subcommand)]
+    Bounces(BouncesCmd),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +171,21 @@ enum MembersCmd {
         file: PathBuf,
         #[arg(long, default_value = "member")]
         role: String,
+    },
+    /// Subscriptions waiting for an owner's approval
+    Pending {
+        list: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending subscription (the member is added and welcomed)
+    Approve { list: String, address: String },
+    /// Decline a pending subscription (the requester is told)
+    Decline {
+        list: String,
+        address: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Change a member's settings
     Set {
@@ -642,6 +660,7 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
             }
         }
         Command::Queue(q) => queue_command(&pool, q).await?,
+        Command::Bounces(cmd) => return Ok(bounces_command(cmd)),
     }
     Ok(0)
 }
@@ -831,6 +850,73 @@ async fn members_cmd(
                 return Ok(4);
             }
         }
+        MembersCmd::Pending { list, json } => {
+            known_list(config, &list)?;
+            let stage =
+                concord::list::stage::Stage::new(pool.clone(), std::sync::Arc::new(config.clone()));
+            let p = stage
+                .pending_subscriptions(&list, chrono::Utc::now().timestamp())
+                .await?;
+            let rows: Vec<serde_json::Value> = p
+                .iter()
+                .map(|t| serde_json::json!({"address": t.address, "name": t.name, "requested_at": t.created_at, "expires_at": t.expires_at}))
+                .collect();
+            if json {
+                print_json(&rows)?;
+            } else if p.is_empty() {
+                println!("no pending subscriptions");
+            } else {
+                for t in &p {
+                    println!(
+                        "{:<40} confirmed {}",
+                        t.address.as_deref().unwrap_or("?"),
+                        when(Some(t.created_at))
+                    );
+                }
+            }
+        }
+        MembersCmd::Approve { list, address } => {
+            let l = known_list(config, &list)?;
+            let stage =
+                concord::list::stage::Stage::new(pool.clone(), std::sync::Arc::new(config.clone()));
+            let (addr, _) = members::parse_address(&address).map_err(usage)?;
+            if !stage
+                .decide_subscription(l, &addr, true, None, chrono::Utc::now().timestamp())
+                .await?
+            {
+                return Err(exit(
+                    3,
+                    format!("no pending subscription for {addr} on {list}"),
+                ));
+            }
+            println!("approved: {addr} is now a member of {list}");
+        }
+        MembersCmd::Decline {
+            list,
+            address,
+            reason,
+        } => {
+            let l = known_list(config, &list)?;
+            let stage =
+                concord::list::stage::Stage::new(pool.clone(), std::sync::Arc::new(config.clone()));
+            let (addr, _) = members::parse_address(&address).map_err(usage)?;
+            if !stage
+                .decide_subscription(
+                    l,
+                    &addr,
+                    false,
+                    reason.as_deref(),
+                    chrono::Utc::now().timestamp(),
+                )
+                .await?
+            {
+                return Err(exit(
+                    3,
+                    format!("no pending subscription for {addr} on {list}"),
+                ));
+            }
+            println!("declined: {addr} is told");
+        }
         MembersCmd::Set {
             list,
             address,
@@ -925,4 +1011,75 @@ async fn holds_cmd(pool: concord::db::SqlitePool, config: Config, cmd: HoldsCmd)
         }
     }
     Ok(0)
+}
+
+#[derive(Subcommand)]
+enum BouncesCmd {
+    /// Classify messages (bounce, delay, auto-reply, feedback, success, none) and list the
+    /// recipients each one reports on
+    Parse {
+        #[arg(long)]
+        json: bool,
+        /// Message files (one message each)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `concord bounces parse`: src/list/bounce.rs on each file. Unreadable files are
+/// reported in the output and make the exit code 4; the others are still classified.
+fn bounces_command(cmd: BouncesCmd) -> u8 {
+    use concord::list::bounce;
+    let BouncesCmd::Parse { json, files } = cmd;
+    let mut unreadable = 0;
+    let mut rows = Vec::new();
+    for file in &files {
+        let name = file.display().to_string();
+        match std::fs::read(file) {
+            Ok(raw) => {
+                let r = bounce::classify(&raw);
+                if json {
+                    let recipients: Vec<serde_json::Value> = r
+                        .recipients
+                        .iter()
+                        .map(|x| {
+                            serde_json::json!({
+                                "address": x.address,
+                                "action": x.action,
+                                "status": x.status,
+                            })
+                        })
+                        .collect();
+                    rows.push(serde_json::json!({
+                        "file": name,
+                        "kind": r.kind.as_str(),
+                        "recipients": recipients,
+                    }));
+                } else {
+                    println!("{name}: {}", r.kind);
+                    for x in &r.recipients {
+                        println!(
+                            "  {}  {}  {}",
+                            x.address,
+                            x.action,
+                            x.status.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                unreadable += 1;
+                if json {
+                    rows.push(serde_json::json!({"file": name, "error": e.to_string()}));
+                } else {
+                    println!("{name}: unreadable: {e}");
+                }
+            }
+        }
+    }
+    if json && let Err(e) = print_json(&rows) {
+        eprintln!("concord: {e:#}");
+        return 1;
+    }
+    if unreadable > 0 { 4 } else { 0 }
 }

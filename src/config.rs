@@ -51,6 +51,10 @@ pub struct Config {
     /// The SMTP relay used when `[outbound] transport = "smtp"`.
     pub smtp: Option<Smtp>,
     pub dmarc: Dmarc,
+    /// Folder with replacement texts for the list's messages (welcome.txt, goodbye.txt,
+    /// help.txt); `{list}`, `{address}`, `{description}`, `{request}`, `{owner}` are
+    /// replaced.
+    pub templates: Option<PathBuf>,
 }
 
 /// How outgoing mail leaves: through an SMTP relay, or (the embedded default) into a
@@ -158,6 +162,22 @@ pub struct List {
     pub archive_url: Option<String>,
     /// RFC 8058 one-click unsubscribe endpoint; when set, List-Unsubscribe-Post is added.
     pub unsubscribe_url: Option<String>,
+    /// Days a confirmation token stays valid.
+    #[serde(default = "default_token_days")]
+    pub token_days: u32,
+    /// Days a held post waits for a moderator before it expires (the poster is told).
+    #[serde(default = "default_hold_days")]
+    pub hold_days: u32,
+    /// File holding the moderators' secret: a post whose `Approved:` header carries it is
+    /// accepted without moderation (the header is removed).
+    pub moderator_password_file: Option<PathBuf>,
+}
+
+fn default_token_days() -> u32 {
+    3
+}
+fn default_hold_days() -> u32 {
+    14
 }
 
 fn default_list_max() -> u64 {
@@ -482,6 +502,7 @@ impl Default for Config {
             outbound: Outbound::default(),
             smtp: None,
             dmarc: Dmarc::default(),
+            templates: None,
         }
     }
 }

@@ -82,6 +82,29 @@ pub fn post_facts(raw: &[u8]) -> Post {
     post
 }
 
+/// Does the post carry the list's moderator secret in an `Approved:` (or `Approve:`)
+/// header?
+pub fn approved(list: &List, raw: &[u8]) -> bool {
+    let Some(file) = &list.moderator_password_file else {
+        return false;
+    };
+    let Ok(secret) = std::fs::read_to_string(file) else {
+        tracing::warn!(file = %file.display(), "cannot read the moderator password file");
+        return false;
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return false;
+    }
+    let Some(msg) = MessageParser::new().parse_headers(raw) else {
+        return false;
+    };
+    msg.headers_raw().any(|(k, v)| {
+        (k.eq_ignore_ascii_case("approved") || k.eq_ignore_ascii_case("approve"))
+            && v.trim() == secret
+    })
+}
+
 /// RFC 3834 section 5: an automatic message, which must never be answered automatically.
 pub fn is_automatic(raw: &[u8]) -> bool {
     let Some(msg) = MessageParser::new().parse_headers(raw) else {
@@ -292,7 +315,13 @@ impl Stage {
             Some(s) => members::get(&self.pool, &list.name, s).await?,
             None => None,
         };
-        let disposition = rules::evaluate(list, &facts, member.as_ref());
+        let mut disposition = rules::evaluate(list, &facts, member.as_ref());
+        // A post carrying the moderators' secret in `Approved:` is pre-approved (as in
+        // GNU Mailman); a loop stays a loop.
+        if matches!(disposition, Disposition::Hold(_)) && approved(list, &raw) {
+            tracing::info!(delivery, list = %list.name, "post pre-approved by its Approved: header");
+            disposition = Disposition::Accept;
+        }
         let strict = matches!(disposition, Disposition::Accept) && self.dmarc_strict(&raw).await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = match &disposition {
@@ -315,6 +344,14 @@ impl Stage {
                 .bind(chrono::Utc::now().timestamp())
                 .execute(&mut *tx)
                 .await?;
+                let hold: i64 =
+                    sqlx::query_scalar("SELECT id FROM holds WHERE list = ? AND message = ?")
+                        .bind(&list.name)
+                        .bind(message)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                self.notify_hold(&mut tx, list, hold, &raw, reasons, facts.sender.as_deref())
+                    .await?;
                 "held"
             }
             Disposition::Reject(reason) => {
@@ -351,6 +388,145 @@ impl Stage {
         }
         outcome.disposition = disposition;
         Ok(outcome)
+    }
+
+    /// Tells each moderator (and owner) about a held post, with the post attached and a
+    /// token to decide by reply; tells the poster the post awaits a moderator.
+    async fn notify_hold(
+        &self,
+        conn: &mut SqliteConnection,
+        list: &List,
+        hold: i64,
+        raw: &[u8],
+        reasons: &[String],
+        sender: Option<&str>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now().timestamp();
+        let token = super::tokens::create(
+            conn,
+            &list.name,
+            "moderate",
+            sender,
+            None,
+            Some(hold),
+            list.hold_days,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            super::tokens::Error::Db(e) => Error::Db(e),
+            other => Error::NotFound(other.to_string()),
+        })?;
+        let confirm = list.sub_address(&format!("confirm+{token}"));
+        let subject = MessageParser::new()
+            .parse_headers(raw)
+            .and_then(|m| m.subject().map(str::to_string))
+            .unwrap_or_default();
+        let text = format!(
+            "A message to {} from {} is held for moderation (#{hold}):\n\n    Subject: {subject}\n    Why: {}\n\nReply to this message (it goes to {confirm}) with \"approve\", \"reject [reason]\" or \"discard\" as the first line, or send \"approve {token}\" (or reject/discard) to {}. The message is attached. It expires in {} days.\n",
+            list.address,
+            sender.unwrap_or("an unknown sender"),
+            reasons.join("; "),
+            list.sub_address("request"),
+            list.hold_days
+        );
+        let moderators: Vec<String> = members::list(&self.pool, &list.name)
+            .await?
+            .into_iter()
+            .filter(|m| m.is_moderator())
+            .map(|m| m.address)
+            .collect();
+        for m in &moderators {
+            let n = super::commands::compose(
+                list,
+                m,
+                &format!(
+                    "{} post from {} requires approval",
+                    list.name,
+                    sender.unwrap_or("?")
+                ),
+                &text,
+                Some(&confirm),
+                Some(raw),
+            );
+            outbound::enqueue(
+                conn,
+                &Outgoing {
+                    envelope_from: list.sub_address("bounces"),
+                    recipients: vec![m.clone()],
+                    raw: n,
+                    list: Some(list.name.clone()),
+                    origin_message: None,
+                },
+            )
+            .await?;
+        }
+        if let Some(s) = sender.filter(|_| !is_automatic(raw)) {
+            let text = format!(
+                "Your message to {} ({subject}) is held until a moderator looks at it:\n\n    {}\n\nYou will hear if it is rejected or expires; nothing needs doing now.\n",
+                list.address,
+                reasons.join("; ")
+            );
+            let n = super::commands::compose(
+                list,
+                s,
+                &format!("Your message to {} awaits moderator approval", list.address),
+                &text,
+                None,
+                None,
+            );
+            outbound::enqueue(
+                conn,
+                &Outgoing {
+                    envelope_from: list.sub_address("bounces"),
+                    recipients: vec![s.to_string()],
+                    raw: n,
+                    list: Some(list.name.clone()),
+                    origin_message: None,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Expires holds older than the list's `hold_days`, telling each poster.
+    pub async fn expire_holds(&self, now: i64) -> Result<usize> {
+        let held: Vec<(i64, String, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, list, message, sender, created_at FROM holds WHERE state = 'held'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut n = 0;
+        for (id, list_name, message, sender, created) in held {
+            let Some(list) = self.config.list(&list_name) else {
+                continue;
+            };
+            if now - created < i64::from(list.hold_days) * 86_400 {
+                continue;
+            }
+            let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM raw_messages WHERE id = ?")
+                .bind(message)
+                .fetch_one(&self.pool)
+                .await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("UPDATE holds SET state = 'expired', decided_at = ?, decided_by = 'expiry' WHERE id = ? AND state = 'held'")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let text = format!(
+                "Your message to {} was held for moderation and no moderator decided on it within {} days, so it was not distributed.\n",
+                list.address, list.hold_days
+            );
+            tell_poster(&mut tx, list, sender.as_deref(), message, &raw, &text).await?;
+            tx.commit().await?;
+            n += 1;
+        }
+        if n > 0 {
+            outbound::wake();
+        }
+        Ok(n)
     }
 
     async fn set_state(&self, delivery: i64, state: &str) -> Result<()> {
@@ -421,12 +597,28 @@ impl Stage {
         by: &str,
         reason: Option<&str>,
     ) -> Result<usize> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = self.decide_in(&mut tx, hold, decision, by, reason).await?;
+        tx.commit().await?;
+        outbound::wake();
+        Ok(n)
+    }
+
+    /// As [`Stage::decide`], inside the caller's transaction.
+    pub async fn decide_in(
+        &self,
+        tx: &mut SqliteConnection,
+        hold: i64,
+        decision: Decision,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<usize> {
         // (list, message, delivery, sender, state)
         type HoldRow = (String, i64, Option<i64>, Option<String>, String);
         let row: Option<HoldRow> =
             sqlx::query_as("SELECT list, message, delivery, sender, state FROM holds WHERE id = ?")
                 .bind(hold)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
         let Some((list_name, message, delivery, sender, state)) = row else {
             return Err(Error::NotFound(format!("no held message {hold}")));
@@ -442,15 +634,14 @@ impl Stage {
             .ok_or_else(|| Error::NotFound(format!("list {list_name} is not configured")))?;
         let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM raw_messages WHERE id = ?")
             .bind(message)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
         let strict = decision == Decision::Approve && self.dmarc_strict(&raw).await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         let new_state = match decision {
             Decision::Approve => {
                 n = self
-                    .distribute(&mut tx, list, message, &raw, strict)
+                    .distribute(&mut *tx, list, message, &raw, strict)
                     .await?;
                 "approved"
             }
@@ -460,7 +651,7 @@ impl Stage {
                     list.address,
                     reason.unwrap_or("No reason was given.")
                 );
-                tell_poster(&mut tx, list, sender.as_deref(), message, &raw, &text).await?;
+                tell_poster(&mut *tx, list, sender.as_deref(), message, &raw, &text).await?;
                 "rejected"
             }
             Decision::Discard => "discarded",
@@ -482,8 +673,6 @@ impl Stage {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        outbound::wake();
         Ok(n)
     }
 }

@@ -2,6 +2,7 @@
 //! corpus (`../shared/corpus`, or `CONCORD_CORPUS`).
 
 mod archive_corpus;
+mod bounces;
 mod cli;
 mod common;
 mod daemon;
@@ -10,6 +11,7 @@ mod fixtures;
 mod import_formats;
 mod list_daemon;
 mod list_pipeline;
+mod membership;
 mod outbound;
 mod servers;
 mod threading;
