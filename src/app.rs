@@ -221,6 +221,12 @@ async fn list_stage(
         let now = chrono::Utc::now().timestamp();
         let commands = stage.process_commands(now).await;
         let expired = stage.expire_holds(now).await;
+        if let Err(e) = stage.process_bounces(now).await {
+            tracing::warn!(error = %e, "bounce processing failed; will retry");
+        }
+        if let Err(e) = stage.bounce_warnings(now).await {
+            tracing::warn!(error = %e, "bounce warnings failed; will retry");
+        }
         match (stage.process_pending().await, commands, expired) {
             (Ok(done), Ok(c), Ok(_)) if done.len() == 500 || c == 200 => continue,
             (Ok(_), Ok(_), Ok(_)) => {}

@@ -380,7 +380,13 @@ fn views_err(e: views::Error) -> anyhow::Error {
 }
 
 async fn run(cmd: Command, config: Config) -> Result<u8> {
-    let pool = concord::db::open(&config.database.url)
+    let durability = match cmd {
+        Command::Import { .. } | Command::Archive(ArchiveCmd::Rebuild { .. }) => {
+            concord::db::Durability::Bulk
+        }
+        _ => concord::db::Durability::Full,
+    };
+    let pool = concord::db::open_with(&config.database.url, durability)
         .await
         .context("opening the database")?;
     match cmd {

@@ -168,11 +168,34 @@ pub struct List {
     /// Days a held post waits for a moderator before it expires (the poster is told).
     #[serde(default = "default_hold_days")]
     pub hold_days: u32,
+    /// Bounce score at which a member's delivery is disabled (one point per bouncing day).
+    #[serde(default = "default_bounce_threshold")]
+    pub bounce_score_threshold: u32,
+    /// Warnings sent (one every `bounce_warning_days`) to a disabled member before removal.
+    #[serde(default = "default_bounce_warnings")]
+    pub bounce_warnings: u32,
+    #[serde(default = "default_bounce_warning_days")]
+    pub bounce_warning_days: u32,
+    /// A score whose last bounce is older than this many days starts again from zero.
+    #[serde(default = "default_bounce_stale_days")]
+    pub bounce_stale_days: u32,
     /// File holding the moderators' secret: a post whose `Approved:` header carries it is
     /// accepted without moderation (the header is removed).
     pub moderator_password_file: Option<PathBuf>,
 }
 
+fn default_bounce_threshold() -> u32 {
+    5
+}
+fn default_bounce_warnings() -> u32 {
+    3
+}
+fn default_bounce_warning_days() -> u32 {
+    7
+}
+fn default_bounce_stale_days() -> u32 {
+    7
+}
 fn default_token_days() -> u32 {
     3
 }

@@ -2,9 +2,12 @@
 //! applying the migrations in `migrations/`.
 //!
 //! WAL journal so readers (search, the web view) never wait for the importer or the
-//! daemon; `synchronous = NORMAL`, which in WAL mode is durable against process crashes
-//! and loses at most the last transactions on power loss; a busy timeout so two concord
-//! processes on one file wait for each other instead of failing.
+//! daemon; `synchronous = FULL` by default, so a transaction that has committed survives a
+//! power cut too, which is what lets the daemon answer LMTP 250 (or move an IMAP message)
+//! right after it; bulk work that can simply be run again (`concord import`, `archive
+//! rebuild`) opens with `synchronous = NORMAL`, durable against crashes of the process but
+//! not of the machine; a busy timeout so two concord processes on one file wait for each
+//! other instead of failing.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,8 +36,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How much each commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is on disk before it returns (the daemon).
+    Full,
+    /// Commits survive a crash of the process, not of the machine (re-runnable bulk work).
+    Bulk,
+}
+
 /// Opens (creating if missing) the database at `url` and applies pending migrations.
 pub async fn open(url: &str) -> Result<SqlitePool> {
+    open_with(url, Durability::Full).await
+}
+
+/// As [`open`], with the given durability.
+pub async fn open_with(url: &str, durability: Durability) -> Result<SqlitePool> {
     let opts = SqliteConnectOptions::from_str(url).map_err(|source| Error::Url {
         url: url.into(),
         source,
@@ -53,7 +70,10 @@ pub async fn open(url: &str) -> Result<SqlitePool> {
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(30))
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Bulk => SqliteSynchronous::Normal,
+        })
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory");
     let opts = if in_memory {

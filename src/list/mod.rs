@@ -7,5 +7,6 @@ pub mod dmarc;
 pub mod members;
 pub mod pipeline;
 pub mod rules;
+pub mod scoring;
 pub mod stage;
 pub mod tokens;
