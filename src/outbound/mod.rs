@@ -12,6 +12,7 @@
 //! transaction); the null reverse-path is RFC 5321 section 4.5.5.
 
 pub mod maildir;
+pub mod pipelined;
 pub mod queue;
 pub mod smtp;
 pub mod transport;

@@ -97,7 +97,13 @@ pub fn transport_for(config: &Config) -> super::Result<Arc<dyn Transport>> {
                     "[outbound] transport = \"smtp\" needs an [smtp] section".into(),
                 )
             })?;
-            Ok(Arc::new(SmtpTransport::new(smtp)?))
+            // A relay reached without TLS (the local MTA) gets the pipelining client;
+            // TLS and AUTH relays get lettre.
+            if smtp.tls == crate::config::Tls::None && smtp.username.is_none() {
+                Ok(Arc::new(super::pipelined::PipelinedTransport::new(smtp)))
+            } else {
+                Ok(Arc::new(SmtpTransport::new(smtp)?))
+            }
         }
     }
 }
