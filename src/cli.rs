@@ -1036,33 +1036,67 @@ enum BouncesCmd {
 /// reported in the output and make the exit code 4; the others are still classified.
 fn bounces_command(cmd: BouncesCmd) -> u8 {
     use concord::list::bounce;
+    #[derive(serde::Serialize)]
+    struct Recipient<'a> {
+        address: &'a str,
+        action: &'a str,
+        status: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recipients: Option<Vec<Recipient<'a>>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    }
     let BouncesCmd::Parse { json, files } = cmd;
-    let mut unreadable = 0;
-    let mut rows = Vec::new();
-    for file in &files {
-        let name = file.display().to_string();
-        match std::fs::read(file) {
-            Ok(raw) => {
-                let r = bounce::classify(&raw);
-                if json {
-                    let recipients: Vec<serde_json::Value> = r
-                        .recipients
-                        .iter()
-                        .map(|x| {
-                            serde_json::json!({
-                                "address": x.address,
-                                "action": x.action,
-                                "status": x.status,
+    let reports: Vec<(String, std::io::Result<bounce::Report>)> = files
+        .iter()
+        .map(|f| {
+            let r = std::fs::read(f).map(|raw| bounce::classify(&raw));
+            (f.display().to_string(), r)
+        })
+        .collect();
+    let unreadable = reports.iter().filter(|(_, r)| r.is_err()).count();
+    if json {
+        let rows: Vec<Row> = reports
+            .iter()
+            .map(|(file, r)| match r {
+                Ok(r) => Row {
+                    file: file.clone(),
+                    kind: Some(r.kind.as_str()),
+                    recipients: Some(
+                        r.recipients
+                            .iter()
+                            .map(|x| Recipient {
+                                address: &x.address,
+                                action: &x.action,
+                                status: x.status.as_deref(),
                             })
-                        })
-                        .collect();
-                    rows.push(serde_json::json!({
-                        "file": name,
-                        "kind": r.kind.as_str(),
-                        "recipients": recipients,
-                    }));
-                } else {
-                    println!("{name}: {}", r.kind);
+                            .collect(),
+                    ),
+                    error: None,
+                },
+                Err(e) => Row {
+                    file: file.clone(),
+                    kind: None,
+                    recipients: None,
+                    error: Some(e.to_string()),
+                },
+            })
+            .collect();
+        if let Err(e) = print_json(&rows) {
+            eprintln!("concord: {e:#}");
+            return 1;
+        }
+    } else {
+        for (file, r) in &reports {
+            match r {
+                Ok(r) => {
+                    println!("{file}: {}", r.kind);
                     for x in &r.recipients {
                         println!(
                             "  {}  {}  {}",
@@ -1072,20 +1106,9 @@ fn bounces_command(cmd: BouncesCmd) -> u8 {
                         );
                     }
                 }
-            }
-            Err(e) => {
-                unreadable += 1;
-                if json {
-                    rows.push(serde_json::json!({"file": name, "error": e.to_string()}));
-                } else {
-                    println!("{name}: unreadable: {e}");
-                }
+                Err(e) => println!("{file}: unreadable: {e}"),
             }
         }
-    }
-    if json && let Err(e) = print_json(&rows) {
-        eprintln!("concord: {e:#}");
-        return 1;
     }
     if unreadable > 0 { 4 } else { 0 }
 }

@@ -90,6 +90,12 @@ impl Report {
 
 /// Classifies a raw message and extracts the recipients it reports on.
 pub fn classify(raw: &[u8]) -> Report {
+    classify_at(raw, 0)
+}
+
+/// `classify`, `depth` levels inside another report (a report that came back as the
+/// returned message of a report of its own).
+fn classify_at(raw: &[u8], depth: usize) -> Report {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Report::new(Kind::None, Vec::new());
     };
@@ -99,8 +105,14 @@ pub fn classify(raw: &[u8]) -> Report {
     let text = parts.text.join("\n");
     let (report_text, returned) = split_returned(&text);
 
-    // 1. RFC 3464: the delivery-status part(s).
-    let blocks: Vec<Fields> = parts.dsn.iter().flat_map(|d| field_blocks(d)).collect();
+    // 1. RFC 3464: the delivery-status part(s); those of a report that came back
+    // attached to a failure notice of its own when the message has none.
+    let dsn = if parts.dsn.is_empty() && (head.daemon_sender || head.bounce_subject) {
+        &parts.nested_dsn
+    } else {
+        &parts.dsn
+    };
+    let blocks: Vec<Fields> = dsn.iter().flat_map(|d| field_blocks(d)).collect();
     if !blocks.is_empty() {
         let recipients = dsn_recipients(&blocks);
         if !recipients.is_empty() {
@@ -121,15 +133,23 @@ pub fn classify(raw: &[u8]) -> Report {
         return r;
     }
 
-    // 4. Auto-replies (RFC 3834), unless a mail system clearly sent the message.
-    let bounce_signs = head.daemon_sender
+    // 4. Auto-replies (RFC 3834), unless a mail system plainly sent the message: one
+    // that signs as a delivery system, names failed recipients or sends a DSN. (A
+    // postmaster address alone is not enough: people answer from it too.)
+    let from_mail_system = head.daemon_name
         || head.failed_recipients.is_some()
         || head.report_type.as_deref() == Some("delivery-status")
         || !blocks.is_empty();
-    if head.auto_reply_sign() && !bounce_signs {
+    if head.auto_reply_sign() && !from_mail_system {
         return Report::new(Kind::AutoReply, Vec::new());
     }
-    if !(bounce_signs || head.bounce_subject || head.null_sender && head.daemon_name) {
+    // Without a sender or subject that says so, a null reverse-path (RFC 5321 section
+    // 4.5.5) or a returned message, together with text that says it was not delivered.
+    let returns_message = !parts.original_headers.is_empty() || !returned.trim().is_empty();
+    let lower = report_text.to_lowercase();
+    let says_undelivered = (head.null_sender || returns_message)
+        && UNDELIVERED_PHRASES.iter().any(|p| lower.contains(p));
+    if !(from_mail_system || head.daemon_sender || head.bounce_subject || says_undelivered) {
         return Report::new(Kind::None, Vec::new());
     }
 
@@ -140,19 +160,37 @@ pub fn classify(raw: &[u8]) -> Report {
     }
 
     // 6. Everything else a mail system sends back: read the report text.
-    let mut excluded = head.own_addresses.clone();
-    excluded.extend(parts.original_addresses.iter().cloned());
-    excluded.extend(header_block_addresses(returned));
+    let mut original = parts.original_addresses.clone();
+    original.extend(header_block_addresses(returned));
     let delay = head.delay_subject || is_delay_text(report_text);
-    let mut recipients = heuristic_recipients(&head, report_text, &excluded, delay);
+    let mut recipients = heuristic_recipients(&head, report_text, &original, delay);
     // A delivery-status part that named no usable address still says what happened.
     if let [only] = blocks_with_recipient(&blocks).as_slice() {
         for r in &mut recipients {
-            if let Some(a) = only.get("action") {
-                r.action = first_word(a);
+            if let Some(a) = only.field("action") {
+                r.action = normalise_action(&first_word(a));
             }
-            if let Some(s) = only.get("status").and_then(|s| status_code(s, true)) {
+            if let Some(s) = only.field("status").and_then(|s| status_code(s, true)) {
                 r.status = Some(s);
+            }
+        }
+    }
+    // A report whose text names nobody may carry another report that does, attached
+    // or inline.
+    if recipients.is_empty() && depth == 0 {
+        // The returned text starts at the separator line, or at the header itself; an
+        // mbox "From " line may precede the header.
+        let mut inline = returned.trim_start();
+        while let Some((first, rest)) = inline.split_once('\n')
+            && (first.starts_with("From ") || !is_field_line(first))
+        {
+            inline = rest.trim_start();
+        }
+        let nested = parts.attached.iter().map(Vec::as_slice);
+        for raw in nested.chain(std::iter::once(inline.as_bytes())) {
+            let inner = classify_at(raw, depth + 1);
+            if matches!(inner.kind, Kind::Bounce | Kind::Delay) && !inner.recipients.is_empty() {
+                return inner;
             }
         }
     }
@@ -163,6 +201,23 @@ pub fn classify(raw: &[u8]) -> Report {
     };
     Report::new(kind, recipients)
 }
+
+/// Text that says a message was not delivered (lower-case).
+const UNDELIVERED_PHRASES: &[&str] = &[
+    "could not be delivered",
+    "couldn't be delivered",
+    "was not delivered to",
+    "were not delivered to",
+    "undeliverable",
+    "delivery failed",
+    "delivery has failed",
+    "delivery to the following",
+    "permanent error",
+    "permanent fatal error",
+    "unable to deliver",
+    "failed permanently",
+    "address(es) failed",
+];
 
 // ---------------------------------------------------------------------------------------
 // The message's own header fields.
@@ -202,8 +257,7 @@ impl Head {
             .unwrap_or_default();
         let local = from_addr.split('@').next().unwrap_or("").to_string();
         let daemon_name = DAEMON_LOCAL_PARTS.iter().any(|d| local == *d)
-            || DAEMON_NAMES.iter().any(|n| from_name.contains(n))
-            || from_addr.is_empty() && from_name.contains("mailer-daemon");
+            || DAEMON_NAMES.iter().any(|n| from_name.contains(n));
         let daemon_sender = daemon_name
             || matches!(
                 local.as_str(),
@@ -267,10 +321,7 @@ impl Head {
             .auto_submitted
             .as_deref()
             .is_some_and(|v| v.starts_with("auto-replied"));
-        // A subject that says bounce, sent by something that calls itself postmaster,
-        // is a bounce even when marked auto-replied (as Exim marks its own); a plain
-        // auto-replied message from anyone else is an auto-reply.
-        (self.auto_subject || self.auto_header) && !self.daemon_name || replied && !self.daemon_name
+        replied || self.auto_subject || self.auto_header
     }
 }
 
@@ -297,7 +348,6 @@ const DAEMON_NAMES: &[&str] = &[
     "delivery status",
     "mail router",
     "mail transport",
-    "postmaster",
     "delivery notification",
 ];
 
@@ -424,6 +474,11 @@ struct Parts {
     feedback: Vec<String>,
     /// The human-readable text of the report, outside any returned message.
     text: Vec<String>,
+    /// Delivery-status bodies inside attached messages (a report sent on as an
+    /// attachment).
+    nested_dsn: Vec<String>,
+    /// The attached messages, raw.
+    attached: Vec<Vec<u8>>,
     /// Header fields of returned messages (`message/rfc822`, `text/rfc822-headers`).
     original_headers: Vec<Vec<(String, String)>>,
     /// From/To/Cc/... addresses of returned messages.
@@ -463,6 +518,19 @@ impl Parts {
             }
             _ => match &part.body {
                 PartType::Message(m) => {
+                    self.attached.push(m.raw_message().to_vec());
+                    for p in &m.parts {
+                        let is_dsn = p.content_type().is_some_and(|ct| {
+                            ct.subtype().is_some_and(|s| {
+                                s.eq_ignore_ascii_case("delivery-status")
+                                    || s.eq_ignore_ascii_case("global-delivery-status")
+                            })
+                        });
+                        if is_dsn {
+                            self.nested_dsn
+                                .push(String::from_utf8_lossy(p.contents()).into_owned());
+                        }
+                    }
                     let fields = m
                         .headers_raw()
                         .map(|(n, v)| (n.to_ascii_lowercase(), unfold(v)))
@@ -470,10 +538,11 @@ impl Parts {
                     self.original(&fields);
                 }
                 _ if ctype == "message" => self.original(&header_fields(&body())),
-                PartType::Text(t) if ctype == "text" || ctype.is_empty() => {
-                    self.text.push(t.to_string())
-                }
+                PartType::Text(t) => self.text.push(t.to_string()),
                 PartType::Html(h) => self.text.push(html_to_text(h)),
+                // A text part the parser kept as bytes, or a multipart whose boundary
+                // it could not find: still text to read.
+                _ if ctype == "text" || ctype == "multipart" => self.text.push(body()),
                 _ => {}
             },
         }
@@ -521,6 +590,12 @@ fn header_fields(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Does the line start a header field ("Name: value")?
+fn is_field_line(line: &str) -> bool {
+    line.split_once(':')
+        .is_some_and(|(n, _)| is_field_name(n.trim_end()))
+}
+
 fn is_field_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() < 80
@@ -544,11 +619,12 @@ fn unfold(v: &str) -> String {
 type Fields = Vec<(String, String)>;
 
 trait FieldsExt {
-    fn get(&self, name: &str) -> Option<&str>;
+    /// The first field of that (lower-case) name.
+    fn field(&self, name: &str) -> Option<&str>;
 }
 
 impl FieldsExt for Fields {
-    fn get(&self, name: &str) -> Option<&str> {
+    fn field(&self, name: &str) -> Option<&str> {
         self.iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -587,11 +663,24 @@ fn field_blocks(text: &str) -> Vec<Fields> {
     blocks
 }
 
-fn blocks_with_recipient(blocks: &[Fields]) -> Vec<&Fields> {
-    blocks
-        .iter()
-        .filter(|b| b.get("final-recipient").is_some() || b.get("original-recipient").is_some())
-        .collect()
+/// The per-recipient blocks. Some MTAs leave out the blank lines between them, so a
+/// second Final-Recipient (or Original-Recipient) in a block starts a new one.
+fn blocks_with_recipient(blocks: &[Fields]) -> Vec<Fields> {
+    let mut out = Vec::new();
+    for b in blocks {
+        let mut cur: Fields = Vec::new();
+        for (name, value) in b {
+            let repeats = matches!(name.as_str(), "final-recipient" | "original-recipient")
+                && cur.field(name).is_some();
+            if repeats {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.push((name.clone(), value.clone()));
+        }
+        out.push(cur);
+    }
+    out.retain(|b| b.field("final-recipient").is_some() || b.field("original-recipient").is_some());
+    out
 }
 
 /// The recipients of per-recipient blocks that carry an Action or a Status. The
@@ -599,9 +688,13 @@ fn blocks_with_recipient(blocks: &[Fields]) -> Vec<&Fields> {
 /// the Final-Recipient follows when it is a different address.
 fn dsn_recipients(blocks: &[Fields]) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
-    for b in blocks_with_recipient(blocks) {
-        let action = b.get("action").map(first_word);
-        let status = b.get("status").and_then(|s| status_code(s, true));
+    for b in &blocks_with_recipient(blocks) {
+        let action = b.field("action").map(|a| normalise_action(&first_word(a)));
+        let diagnostic = b
+            .field("diagnostic-code")
+            .map(|d| d.split_once(';').map_or(d, |(_, v)| v).trim().to_string())
+            .filter(|d| !d.is_empty());
+        let status = dsn_status(b.field("status"), diagnostic.as_deref());
         if action.is_none() && status.is_none() {
             continue;
         }
@@ -613,12 +706,8 @@ fn dsn_recipients(blocks: &[Fields]) -> Vec<Recipient> {
             }
             .to_string()
         });
-        let diagnostic = b
-            .get("diagnostic-code")
-            .map(|d| d.split_once(';').map_or(d, |(_, v)| v).trim().to_string())
-            .filter(|d| !d.is_empty());
         for field in ["original-recipient", "final-recipient"] {
-            let Some(address) = b.get(field).and_then(typed_address) else {
+            let Some(address) = b.field(field).and_then(typed_address) else {
                 continue;
             };
             if out.iter().any(|r| r.address == address) {
@@ -633,6 +722,23 @@ fn dsn_recipients(blocks: &[Fields]) -> Vec<Recipient> {
         }
     }
     out
+}
+
+/// The status of a recipient block: its Status field, made more specific by the
+/// remote server's enhanced code when the field gives only the class ("5.0.0" for a
+/// diagnostic of "550 5.7.1 ..."); from the diagnostic alone when there is no Status.
+fn dsn_status(field: Option<&str>, diagnostic: Option<&str>) -> Option<String> {
+    let from_diagnostic = diagnostic
+        .and_then(|d| status_code(d, false).or_else(|| smtp_code(d).map(|c| format!("{c}.0.0"))));
+    match field.and_then(|s| status_code(s, true)) {
+        Some(s) if s.ends_with(".0.0") => Some(
+            from_diagnostic
+                .filter(|d| d.starts_with(&s[..1]) && !d.ends_with(".0.0"))
+                .unwrap_or(s),
+        ),
+        Some(s) => Some(s),
+        None => from_diagnostic,
+    }
 }
 
 /// The address of an RFC 3464 address field ("rfc822; user@example.org"). Values that
@@ -661,6 +767,17 @@ fn typed_address(value: &str) -> Option<String> {
     addresses_in(addr).into_iter().next().map(|f| f.address)
 }
 
+/// The RFC 3464 name for the variants some MTAs write ("failure", "delay").
+fn normalise_action(a: &str) -> String {
+    match a {
+        "fail" | "failure" | "undeliverable" => "failed",
+        "delay" | "deferred" | "transient" => "delayed",
+        "success" => "delivered",
+        other => other,
+    }
+    .to_string()
+}
+
 /// The first word of a field value, lower-cased ("failed (bad address)" is "failed").
 fn first_word(v: &str) -> String {
     v.split(|c: char| c.is_whitespace() || c == '(' || c == ';' || c == ',')
@@ -673,11 +790,12 @@ fn first_word(v: &str) -> String {
 /// delay; else deliveries only are a success.
 fn kind_of(recipients: &[Recipient]) -> Kind {
     let has = |a: &[&str]| recipients.iter().any(|r| a.contains(&r.action.as_str()));
-    if has(&["failed", "failure", "fail"]) {
+    if has(&["failed"]) {
         Kind::Bounce
-    } else if has(&["delayed", "delay"]) {
+    } else if has(&["delayed"]) {
         Kind::Delay
     } else if recipients.iter().all(|r| {
+        // "deliverable": Postfix's answer to an address verification request.
         matches!(
             r.action.as_str(),
             "delivered" | "relayed" | "expanded" | "deliverable"
@@ -789,16 +907,10 @@ fn feedback(parts: &Parts) -> Report {
 /// Complaints forwarded without ARF (Hotmail's "complaint about message from ..."): the
 /// complainer is in X-HmXmrOriginalRecipient, else the To of the forwarded message.
 fn provider_complaint(head: &Head, parts: &Parts) -> Option<Report> {
-    let marked = parts
-        .original_headers
-        .iter()
-        .flatten()
-        .any(|(n, _)| n == "x-hmxmroriginalrecipient");
-    if !marked
-        && !head
-            .subject
-            .to_lowercase()
-            .starts_with("complaint about message from")
+    if !head
+        .subject
+        .to_lowercase()
+        .starts_with("complaint about message from")
     {
         return None;
     }
@@ -972,6 +1084,7 @@ const RETURNED_PHRASES: &[&str] = &[
     "header of the original message",
     "original message header",
     "original message attached",
+    "original message details",
 ];
 
 /// Words that, on a decorated separator line ("----- ... -----"), introduce the
@@ -1025,13 +1138,7 @@ fn is_delay_text(text: &str) -> bool {
 
 /// Addresses in the first header block of an inline returned message.
 fn header_block_addresses(returned: &str) -> Vec<String> {
-    let start = returned
-        .lines()
-        .position(|l| {
-            l.split_once(':')
-                .is_some_and(|(n, _)| is_field_name(n) && !n.is_empty())
-        })
-        .unwrap_or(0);
+    let start = returned.lines().position(is_field_line).unwrap_or(0);
     let rest: String = returned.lines().skip(start).collect::<Vec<_>>().join("\n");
     header_fields(&rest)
         .into_iter()
@@ -1055,53 +1162,70 @@ enum Tier {
 struct Candidate {
     address: String,
     tier: Tier,
-    line: usize,
+    /// The report lines that name it, in order.
+    lines: Vec<usize>,
+    /// Seen alone on a line.
+    alone: bool,
 }
 
 /// The failed recipients of a non-standard report.
 fn heuristic_recipients(
     head: &Head,
     text: &str,
-    excluded: &BTreeSet<String>,
+    original: &BTreeSet<String>,
     delay: bool,
 ) -> Vec<Recipient> {
     let lines: Vec<&str> = text.lines().collect();
     let mut cands: Vec<Candidate> = Vec::new();
-    let mut add = |address: String, tier: Tier, line: usize| {
-        if let Some(c) = cands.iter_mut().find(|c| c.address == address) {
-            if tier > c.tier {
-                c.tier = tier;
-                c.line = line;
+    let mut add = |address: String, tier: Tier, line: Option<usize>, alone: bool| {
+        let i = match cands.iter().position(|c| c.address == address) {
+            Some(i) => i,
+            None => {
+                cands.push(Candidate {
+                    address,
+                    tier,
+                    lines: Vec::new(),
+                    alone: false,
+                });
+                cands.len() - 1
             }
-        } else {
-            cands.push(Candidate {
-                address,
-                tier,
-                line,
-            });
-        }
+        };
+        let c = &mut cands[i];
+        c.alone |= alone;
+        c.tier = c.tier.max(tier);
+        c.lines.extend(line);
     };
     if let Some(v) = &head.failed_recipients {
         for f in addresses_in(v) {
-            add(f.address, Tier::Failed, usize::MAX);
+            add(f.address, Tier::Failed, None, false);
         }
     }
+    // After a line that introduces the failed addresses, the addresses that follow are
+    // listed until a paragraph without an address starts.
     let mut listing = false;
     for (i, line) in lines.iter().enumerate() {
         let l = line.to_lowercase();
-        if LIST_INTROS.iter().any(|p| l.contains(p)) {
+        let found = addresses_in(line);
+        let after_blank = i > 0 && lines[i - 1].trim().is_empty();
+        if listing && after_blank && found.is_empty() && !line.trim().is_empty() {
+            listing = false;
+        }
+        if is_list_intro(&l) {
             listing = true;
         }
-        if is_header_line(line) {
-            continue;
-        }
-        let found = addresses_in(line);
-        if found.is_empty() {
+        if is_header_line(line) || found.is_empty() {
             continue;
         }
         let alone = is_address_only(line, &found);
         let failure = has_failure_context(&l);
         for f in found {
+            // "A message sent by\n\n  <sender>\n\ncould not be delivered"
+            let previous = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
+            if is_sender_context(&line[..f.start])
+                || alone && previous.is_some_and(|p| is_sender_context(p))
+            {
+                continue;
+            }
             let leading = line[..f.start]
                 .trim_matches(|c: char| c.is_whitespace() || "<[\"'*-•>(".contains(c))
                 .is_empty();
@@ -1115,29 +1239,29 @@ fn heuristic_recipients(
             } else {
                 Tier::Mentioned
             };
-            add(f.address, tier, i);
+            add(f.address, tier, Some(i), alone);
         }
     }
     if head.bounce_subject {
         for f in addresses_in(&head.subject) {
-            add(f.address, Tier::Listed, usize::MAX);
+            add(f.address, Tier::Listed, None, false);
         }
     }
+    // The bounce's own addresses never; the returned message's only when the report
+    // names them as failed or lists them.
     cands.retain(|c| {
-        !excluded.contains(&c.address)
-            || c.tier == Tier::Failed && !head.own_addresses.contains(&c.address)
+        !head.own_addresses.contains(&c.address)
+            && (c.tier >= Tier::Listed || !original.contains(&c.address))
     });
-    cands.retain(|c| c.tier == Tier::Failed || !is_role_address(&c.address));
-    let best = cands.iter().map(|c| c.tier).max();
-    let keep = |c: &Candidate| match best {
-        Some(Tier::Mentioned) => c.tier == Tier::Mentioned && !looks_like_message_id(&c.address),
-        Some(_) => c.tier >= Tier::Listed,
-        None => false,
-    };
-    let only_one = cands.iter().filter(|c| keep(c)).count() == 1;
+    cands.retain(|c| {
+        c.tier == Tier::Failed || c.tier == Tier::Listed && c.alone || !is_role_address(&c.address)
+    });
+    // An address the report only mentions (in a sentence with no failure in it) is
+    // not reported.
+    cands.retain(|c| c.tier >= Tier::Listed);
+    let only_one = cands.len() == 1;
     cands
         .iter()
-        .filter(|c| keep(c))
         .map(|c| {
             let (status, diagnostic) = status_near(&lines, c, only_one, delay);
             Recipient {
@@ -1150,25 +1274,41 @@ fn heuristic_recipients(
         .collect()
 }
 
-/// Phrases that introduce a list of failed addresses (lower-case).
-const LIST_INTROS: &[&str] = &[
+/// Does the (lower-case) line introduce a list of failed addresses below it?
+fn is_list_intro(l: &str) -> bool {
+    let t = l.trim().trim_end_matches(['-', '=', '*', ' ']);
+    LIST_HEADINGS.iter().any(|p| t.contains(p))
+        || LIST_INTROS
+            .iter()
+            .any(|p| t.contains(p) && (t.ends_with(':') || t.ends_with(p)))
+}
+
+/// Phrases that introduce a list of failed addresses wherever they are (lower-case).
+const LIST_HEADINGS: &[&str] = &[
     "following address",
     "following recipient",
     "following destination",
     "following user",
     "failed recipient",
-    "could not be delivered to",
-    "couldn't be delivered to",
-    "delivery to the following",
     "permanent fatal error",
     "addresses failed",
     "address failed",
+    "failed addresses",
+    "recipients failed",
+    "address(es) failed",
+];
+
+/// Phrases that introduce a list of failed addresses at the end of a line, alone or
+/// before a colon (lower-case).
+const LIST_INTROS: &[&str] = &[
+    "could not be delivered to",
+    "couldn't be delivered to",
+    "delivery to the following",
     "undeliverable to",
     "did not reach",
-    "failed addresses",
     "unable to deliver",
     "not be delivered to",
-    "recipients failed",
+    "not delivered to",
     "could not deliver",
     "undeliverable address",
     "delivery has failed",
@@ -1226,6 +1366,7 @@ const FAILURE_WORDS: &[&str] = &[
     "not allowed",
     "problem",
     "bad address",
+    "malformed",
     "bad destination",
     "account",
     "delivery to",
@@ -1249,20 +1390,42 @@ fn has_failure_context(l: &str) -> bool {
         || smtp_code(l).is_some()
 }
 
+/// Does the text before an address make it the sender ("mail from", "from:") rather than
+/// a recipient? "(expanded from: ...)" and "generated from" name recipients.
+fn is_sender_context(before: &str) -> bool {
+    let b = before
+        .trim_end_matches(|c: char| c.is_whitespace() || "<\"'(".contains(c))
+        .to_ascii_lowercase();
+    let b = b.trim_end_matches(':').trim_end();
+    (b.ends_with(" from")
+        || b == "from"
+        || b.ends_with("sender")
+        || b.ends_with("envelope-from")
+        || b.ends_with("sent by"))
+        && !b.ends_with("expanded from")
+        && !b.ends_with("generated from")
+}
+
 /// Is the line just the address (with brackets, quotes or a bullet around it)?
 fn is_address_only(line: &str, found: &[Found]) -> bool {
-    if found.len() != 1 {
+    if found.iter().any(|f| f.address != found[0].address) {
         return false;
     }
-    let f = &found[0];
-    let rest = format!("{}{}", &line[..f.start], &line[f.end..]);
-    rest.chars()
+    let mut rest = String::new();
+    let mut at = 0;
+    for f in found {
+        rest.push_str(&line[at..f.start]);
+        at = f.end;
+    }
+    rest.push_str(&line[at..]);
+    rest.replace("mailto:", "")
+        .chars()
         .all(|c| c.is_whitespace() || "<>[]\"'*-•,;.:()".contains(c))
 }
 
 /// Header-looking lines in the report (quoted headers of the original, Received traces).
 fn is_header_line(line: &str) -> bool {
-    let t = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>');
+    let t = line.trim_start_matches(|c: char| c.is_whitespace() || ">*-•".contains(c));
     let tl = t.to_ascii_lowercase();
     if tl.starts_with("for <")
         || tl.starts_with("(envelope-from")
@@ -1337,47 +1500,33 @@ fn is_role_address(a: &str) -> bool {
     )
 }
 
-/// Local parts shaped like a Message-ID or a queue id rather than a mailbox.
-fn looks_like_message_id(a: &str) -> bool {
-    let local = a.split('@').next().unwrap_or("");
-    local.contains('$')
-        || local.len() >= 20
-            && local
-                .chars()
-                .filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | '-' | '_'))
-                .count()
-                * 10
-                >= local.len() * 9
-}
-
-/// The status near a candidate's line: its own line and the following lines of its
-/// paragraph, stopping at the next line that names another address. A lone candidate
-/// takes the first status anywhere in the report.
+/// The status near a candidate: from each line that names it, that line and the
+/// following lines of its paragraph, stopping at the next line that names another
+/// address. A lone candidate takes the first status anywhere in the report.
 fn status_near(
     lines: &[&str],
     c: &Candidate,
     only_one: bool,
     delay: bool,
 ) -> (Option<String>, Option<String>) {
-    let mut window: Vec<&str> = Vec::new();
-    if c.line < lines.len() {
-        window.push(lines[c.line]);
+    let window = |start: usize| {
+        let mut w = vec![lines[start]];
         let mut seen_text = false;
-        for l in lines.iter().skip(c.line + 1).take(8) {
+        for l in lines.iter().skip(start + 1).take(8) {
             if l.trim().is_empty() {
                 if seen_text {
                     break;
                 }
                 continue;
             }
-            let others = addresses_in(l);
-            if others.iter().any(|f| f.address != c.address) && !l.to_lowercase().contains("said") {
+            if addresses_in(l).iter().any(|f| f.address != c.address) {
                 break;
             }
             seen_text = true;
-            window.push(l);
+            w.push(*l);
         }
-    }
+        w
+    };
     let pick = |ls: &[&str]| -> Option<(String, String)> {
         for l in ls {
             if let Some(s) = status_code(l, false) {
@@ -1394,7 +1543,11 @@ fn status_near(
         }
         None
     };
-    let found = pick(&window).or_else(|| if only_one { pick(lines) } else { None });
+    let found = c
+        .lines
+        .iter()
+        .find_map(|&i| pick(&window(i)))
+        .or_else(|| if only_one { pick(lines) } else { None });
     match found {
         Some((s, d)) => {
             // A delay warning reports transient trouble; keep a permanent-looking code
@@ -1518,57 +1671,59 @@ mod tests {
 
     #[test]
     fn status_codes_stand_alone() {
+        let code = |s| status_code(s, false);
         assert_eq!(
-            status_code("550 5.1.1 <a@b.c>... User unknown", false).as_deref(),
+            code("550 5.1.1 <a@b.c>... User unknown").as_deref(),
             Some("5.1.1")
         );
-        assert_eq!(status_code("(#4.4.1)", false).as_deref(), Some("4.4.1"));
-        assert_eq!(status_code("host 192.0.2.4 said", false), None);
-        assert_eq!(status_code("Postfix 2.5.5 ready", true), None);
-        assert_eq!(status_code("Status: 2.0.0", false), None);
+        assert_eq!(code("(#4.4.1)").as_deref(), Some("4.4.1"));
+        assert_eq!(code("host 192.0.2.4 said"), None);
+        assert_eq!(code("Sendmail 8.12.11/8.12.11"), None);
+        assert_eq!(code("Status: 2.0.0"), None);
         assert_eq!(status_code("Status: 2.0.0", true).as_deref(), Some("2.0.0"));
         assert_eq!(smtp_code("said: 550 mailbox unavailable"), Some('5'));
         assert_eq!(smtp_code("550-5.7.26 DMARC"), Some('5'));
         assert_eq!(smtp_code("port 25, size 5120"), None);
     }
 
-    const DSN: &str = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n\
-To: list-bounces@lists.example.org\n\
-Subject: Undelivered Mail Returned to Sender\n\
-MIME-Version: 1.0\n\
-Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\
-\n\
---B\n\
-Content-Type: text/plain\n\
-\n\
-I'm sorry to have to inform you that your message could not be delivered.\n\
-\n\
---B\n\
-Content-Type: message/delivery-status\n\
-\n\
-Reporting-MTA: dns; mx.example.net\n\
-Arrival-Date: Mon, 1 Jan 2024 00:00:00 +0000\n\
-\n\
-Final-Recipient: rfc822; Alice@Example.COM\n\
-Original-Recipient: rfc822;alice@example.com\n\
-Action: failed\n\
-Status: 5.1.1\n\
-Diagnostic-Code: smtp; 550 5.1.1 <alice@example.com>: Recipient address\n\
-    rejected: User unknown\n\
-\n\
-Final-Recipient: rfc822; bob@example.net\n\
-Action: delayed\n\
-Status: 4.4.1\n\
-\n\
---B\n\
-Content-Type: message/rfc822\n\
-\n\
-From: Poster <poster@example.org>\n\
-To: list@lists.example.org\n\
-Subject: hello\n\
-\n\
-hi\n\
---B--\n";
+    const DSN: &str = r#"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: list-bounces@lists.example.org
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+I'm sorry to have to inform you that your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Mon, 1 Jan 2024 00:00:00 +0000
+
+Final-Recipient: rfc822; Alice@Example.COM
+Original-Recipient: rfc822;alice@example.com
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <alice@example.com>: Recipient address
+    rejected: User unknown
+
+Final-Recipient: rfc822; bob@example.net
+Action: delayed
+Status: 4.4.1
+
+--B
+Content-Type: message/rfc822
+
+From: Poster <poster@example.org>
+To: list@lists.example.org
+Subject: hello
+
+hi
+--B--
+"#;
 
     #[test]
     fn rfc3464_report() {
@@ -1583,6 +1738,7 @@ hi\n\
             Some("550 5.1.1 <alice@example.com>: Recipient address rejected: User unknown")
         );
         assert_eq!(r.recipients[1].action, "delayed");
+        assert_eq!(r.recipients[1].status.as_deref(), Some("4.4.1"));
     }
 
     #[test]
@@ -1600,15 +1756,10 @@ hi\n\
 
     #[test]
     fn delay_and_success_reports() {
-        let delay = DSN
-            .replace(
-                "Action: failed\nStatus: 5.1.1",
-                "Action: delayed\nStatus: 4.2.2",
-            )
-            .replace(
-                "Subject: Undelivered Mail Returned to Sender",
-                "Subject: Delayed Mail (still being retried)",
-            );
+        let delay = DSN.replace(
+            "Action: failed\nStatus: 5.1.1",
+            "Action: delayed\nStatus: 4.2.2",
+        );
         let r = classify(delay.as_bytes());
         assert_eq!(r.kind, Kind::Delay);
         assert!(r.recipients.iter().all(|r| r.action == "delayed"));
@@ -1627,6 +1778,16 @@ hi\n\
     }
 
     #[test]
+    fn class_only_status_refined_by_the_diagnostic() {
+        let m = DSN.replace("Status: 5.1.1", "Status: 5.0.0");
+        let r = classify(m.as_bytes());
+        assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
+        let m = DSN.replace("Status: 5.1.1\n", "");
+        let r = classify(m.as_bytes());
+        assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
     fn text_delivery_status_part() {
         let m = DSN.replace(
             "Content-Type: message/delivery-status",
@@ -1639,11 +1800,18 @@ hi\n\
 
     #[test]
     fn inline_dsn_without_wrapper() {
-        let m = "From: MAILER-DAEMON@mx.example.net\nSubject: Returned mail: see transcript for details\n\n\
-The original message was received at Mon, 1 Jan 2024\n\n\
-Reporting-MTA: dns; mx.example.net\n\n\
-Final-Recipient: RFC822; carol@example.com\nAction: failed\nStatus: 5.2.2\n\
-Diagnostic-Code: SMTP; 552 5.2.2 Mailbox full\n";
+        let m = r#"From: MAILER-DAEMON@mx.example.net
+Subject: Returned mail: see transcript for details
+
+The original message was received at Mon, 1 Jan 2024
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: RFC822; carol@example.com
+Action: failed
+Status: 5.2.2
+Diagnostic-Code: SMTP; 552 5.2.2 Mailbox full
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["carol@example.com"]);
@@ -1656,22 +1824,30 @@ Diagnostic-Code: SMTP; 552 5.2.2 Mailbox full\n";
 
     #[test]
     fn exim_bounce() {
-        let m = "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n\
-To: list-bounces@lists.example.org\n\
-Subject: Mail delivery failed: returning message to sender\n\
-Auto-Submitted: auto-replied\n\
-X-Failed-Recipients: dave@example.com\n\n\
-This message was created automatically by mail delivery software.\n\n\
-A message that you sent could not be delivered to one or more of its\n\
-recipients. This is a permanent error. The following address(es) failed:\n\n\
-  dave@example.com\n\
-    SMTP error from remote mail server after RCPT TO:<dave@example.com>:\n\
-    host mx.example.com [192.0.2.1]: 550 5.1.1 <dave@example.com>: User unknown\n\n\
------- This is a copy of the message, including all the headers. ------\n\n\
-Return-path: <list-bounces@lists.example.org>\n\
-From: Poster <poster@example.org>\n\
-To: list@lists.example.org, erin@example.com\n\
-Subject: hello\n\nhi\n";
+        let m = r#"From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+To: list-bounces@lists.example.org
+Subject: Mail delivery failed: returning message to sender
+Auto-Submitted: auto-replied
+X-Failed-Recipients: dave@example.com
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  dave@example.com
+    SMTP error from remote mail server after RCPT TO:<dave@example.com>:
+    host mx.example.com [192.0.2.1]: 550 5.1.1 <dave@example.com>: User unknown
+
+------ This is a copy of the message, including all the headers. ------
+
+Return-path: <list-bounces@lists.example.org>
+From: Poster <poster@example.org>
+To: list@lists.example.org, erin@example.com
+Subject: hello
+
+hi
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["dave@example.com"]);
@@ -1681,18 +1857,24 @@ Subject: hello\n\nhi\n";
 
     #[test]
     fn exim_delay_warning() {
-        let m = "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n\
-Subject: Warning: message 1abcde-000001-AB delayed 24 hours\n\n\
-This message was created automatically by mail delivery software.\n\n\
-A message that you sent has not yet been delivered to one or more of its\n\
-recipients after more than 24 hours on the queue on mx.example.net.\n\n\
-The address to which the message has not yet been delivered is:\n\n\
-  frank@example.com\n\
-    Delay reason: mailbox is full\n\n\
-No action is required on your part. Delivery attempts will continue for\n\
-some time, and this warning may be repeated at intervals if the message\n\
-remains undelivered. Eventually the mail delivery software will give up,\n\
-and when that happens, the message will be returned to you.\n";
+        let m = r#"From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+Subject: Warning: message 1abcde-000001-AB delayed 24 hours
+
+This message was created automatically by mail delivery software.
+
+A message that you sent has not yet been delivered to one or more of its
+recipients after more than 24 hours on the queue on mx.example.net.
+
+The address to which the message has not yet been delivered is:
+
+  frank@example.com
+    Delay reason: mailbox is full
+
+No action is required on your part. Delivery attempts will continue for
+some time, and this warning may be repeated at intervals if the message
+remains undelivered. Eventually the mail delivery software will give up,
+and when that happens, the message will be returned to you.
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Delay);
         assert_eq!(addrs(&r), ["frank@example.com"]);
@@ -1701,19 +1883,29 @@ and when that happens, the message will be returned to you.\n";
 
     #[test]
     fn qmail_bounce() {
-        let m = "From: MAILER-DAEMON@mx.example.net\nTo: list-bounces@lists.example.org\nSubject: failure notice\n\n\
-Hi. This is the qmail-send program at mx.example.net.\n\
-I'm afraid I wasn't able to deliver your message to the following addresses.\n\
-This is a permanent error; I've given up. Sorry it didn't work out.\n\n\
-<grace@example.com>:\n\
-Sorry, no mailbox here by that name. (#5.1.1)\n\n\
-<heidi@example.com>:\n\
-192.0.2.7 does not like recipient.\n\
-Remote host said: 550 Requested action not taken: mailbox unavailable\n\n\
---- Below this line is a copy of the message.\n\n\
-Return-Path: <list-bounces@lists.example.org>\n\
-From: poster@example.org\n\
-To: list@lists.example.org\n\nhi\n";
+        let m = r#"From: MAILER-DAEMON@mx.example.net
+To: list-bounces@lists.example.org
+Subject: failure notice
+
+Hi. This is the qmail-send program at mx.example.net.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<grace@example.com>:
+Sorry, no mailbox here by that name. (#5.1.1)
+
+<heidi@example.com>:
+192.0.2.7 does not like recipient.
+Remote host said: 550 Requested action not taken: mailbox unavailable
+
+--- Below this line is a copy of the message.
+
+Return-Path: <list-bounces@lists.example.org>
+From: poster@example.org
+To: list@lists.example.org
+
+hi
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["grace@example.com", "heidi@example.com"]);
@@ -1723,62 +1915,112 @@ To: list@lists.example.org\n\nhi\n";
 
     #[test]
     fn postfix_without_dsn() {
-        let m = "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nSubject: Undelivered Mail Returned to Sender\n\
-To: list-bounces@lists.example.org\n\n\
-This is the Postfix program at host mx.example.net.\n\n\
-I'm sorry to have to inform you that the message returned\n\
-below could not be delivered to one or more destinations.\n\n\
-\t--- Delivery error report follows ---\n\n\
-<ivan@example.com>: host mail.example.com[192.0.2.9] said: 550 5.1.1\n\
-    <ivan@example.com>... User unknown\n\n\
-\t--- Undelivered message follows ---\n\n\
-From: poster@example.org\nTo: list@lists.example.org\n\nhi\n";
+        let m = r#"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: list-bounces@lists.example.org
+
+This is the Postfix program at host mx.example.net.
+
+I'm sorry to have to inform you that the message returned
+below could not be delivered to one or more destinations.
+
+	--- Delivery error report follows ---
+
+<ivan@example.com>: host mail.example.com[192.0.2.9] said: 550 5.1.1
+    <ivan@example.com>... User unknown
+
+	--- Undelivered message follows ---
+
+From: poster@example.org
+To: list@lists.example.org
+
+hi
+"#;
         let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["ivan@example.com"]);
         assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
     }
 
     #[test]
     fn sendmail_bounce() {
-        let m = "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\n\
-Subject: Returned mail: User unknown\n\n\
-The original message was received at Mon, 1 Jan 2024 from list.example.org\n\n\
-   ----- The following addresses had permanent fatal errors -----\n\
-<judy@example.com>\n\n\
-   ----- Transcript of session follows -----\n\
-... while talking to mx.example.com.:\n\
->>> RCPT To:<judy@example.com>\n\
-<<< 550 5.1.1 <judy@example.com>... User unknown\n\
-550 5.1.1 <judy@example.com>... User unknown\n\n\
-   ----- Original message follows -----\n\
-From: poster@example.org\nTo: list@lists.example.org, mallory@example.com\n\nhi\n";
+        let m = r#"From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+Subject: Returned mail: User unknown
+
+The original message was received at Mon, 1 Jan 2024 from list.example.org
+
+   ----- The following addresses had permanent fatal errors -----
+<judy@example.com>
+
+   ----- Transcript of session follows -----
+... while talking to mx.example.com.:
+>>> RCPT To:<judy@example.com>
+<<< 550 5.1.1 <judy@example.com>... User unknown
+550 5.1.1 <judy@example.com>... User unknown
+
+   ----- Original message follows -----
+From: poster@example.org
+To: list@lists.example.org, mallory@example.com
+
+hi
+"#;
         let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["judy@example.com"]);
         assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
     }
 
     #[test]
-    fn exchange_and_notes_bounces() {
-        let m = "From: System Administrator <postmaster@corp.example.com>\n\
-Subject: Undeliverable: hello\n\n\
-Your message\n\n  To:      list@lists.example.org\n  Subject: hello\n\n\
-did not reach the following recipient(s):\n\n\
-kim@corp.example.com on Mon, 1 Jan 2024 00:00:00 +0000\n\
-    The recipient name is not recognized\n";
+    fn exchange_bounce() {
+        let m = r#"From: System Administrator <postmaster@corp.example.com>
+Subject: Undeliverable: hello
+
+Your message
+
+  To:      list@lists.example.org
+  Subject: hello
+
+did not reach the following recipient(s):
+
+kim@corp.example.com on Mon, 1 Jan 2024 00:00:00 +0000
+    The recipient name is not recognized
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["kim@corp.example.com"]);
-        let notes = "From: Postmaster@corp.example.com\n\
-Subject: DELIVERY FAILURE: User Leo (leo@corp.example.com) not listed in Domino Directory\n\n\
-Your message\n\n  Subject: hello\n\nwas not delivered to:\n\n  leo@corp.example.com\n\nbecause:\n\n\
-  User Leo (leo@corp.example.com) not listed in Domino Directory\n";
-        assert_eq!(addrs(&classify(notes.as_bytes())), ["leo@corp.example.com"]);
+    }
+
+    #[test]
+    fn lotus_notes_bounce() {
+        let m = r#"From: Postmaster@corp.example.com
+Subject: DELIVERY FAILURE: User Leo (leo@corp.example.com) not listed in Domino Directory
+
+Your message
+
+  Subject: hello
+
+was not delivered to:
+
+  leo@corp.example.com
+
+because:
+
+  User Leo (leo@corp.example.com) not listed in Domino Directory
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(addrs(&r), ["leo@corp.example.com"]);
     }
 
     #[test]
     fn bounce_without_address_is_still_a_bounce() {
-        let m = "From: MAILER-DAEMON@mx.example.net\nSubject: Mail could not be delivered\n\n\
-Your mail could not be delivered to dylan because the mailbox is full.\n";
+        let m = r#"From: MAILER-DAEMON@mx.example.net
+Subject: Mail could not be delivered
+
+Your mail could not be delivered to dylan because the mailbox is full.
+
+For questions write to desk@mx.example.net.
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert!(r.recipients.is_empty());
@@ -1786,12 +2028,19 @@ Your mail could not be delivered to dylan because the mailbox is full.\n";
 
     #[test]
     fn own_and_original_addresses_are_not_reported() {
-        let m = "From: MAILER-DAEMON@mx.example.net\nTo: list-bounces@lists.example.org\n\
-Subject: Returned mail\n\n\
-A message from list-bounces@lists.example.org could not be delivered.\n\
-The message was sent by MAILER-DAEMON@mx.example.net.\n\n\
------ Original message follows -----\n\
-From: poster@example.org\nTo: list@lists.example.org\n\nhi\n";
+        let m = r#"From: MAILER-DAEMON@mx.example.net
+To: list-bounces@lists.example.org
+Subject: Returned mail
+
+A message from list-bounces@lists.example.org could not be delivered.
+The message was sent by MAILER-DAEMON@mx.example.net.
+
+----- Original message follows -----
+From: poster@example.org
+To: list@lists.example.org
+
+hi
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert!(r.recipients.is_empty(), "{r:?}");
@@ -1801,10 +2050,10 @@ From: poster@example.org\nTo: list@lists.example.org\n\nhi\n";
     fn auto_replies() {
         for m in [
             "From: Nina <nina@example.com>\nSubject: Out of Office: hello\n\nI am away.\n",
-            "From: nina@example.com\nAuto-Submitted: auto-replied\nSubject: Re: hello\n\nAway until Monday.\n",
-            "From: nina@example.com\nPrecedence: auto_reply\nSubject: Re: hello\n\nThanks for your mail.\n",
+            "From: nina@example.com\nAuto-Submitted: auto-replied\nSubject: Re: hello\n\nBack Monday.\n",
+            "From: nina@example.com\nPrecedence: auto_reply\nSubject: Re: hello\n\nThanks.\n",
             "From: nina@example.com\nX-Autoreply: yes\nSubject: Re: hello\n\nThanks.\n",
-            "From: \"Nina\" <nina@example.com>\nSubject: [list] Nina/Office is out of the office.\n\nI will be out.\n",
+            "From: nina@example.com\nSubject: [list] Nina/Office is out of the office.\n\nOut.\n",
         ] {
             let r = classify(m.as_bytes());
             assert_eq!(r.kind, Kind::AutoReply, "{m}");
@@ -1812,24 +2061,45 @@ From: poster@example.org\nTo: list@lists.example.org\n\nhi\n";
         }
     }
 
+    const ARF: &str = r#"From: feedback@isp.example
+Subject: Abuse report
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+--F
+Content-Type: text/plain
+
+This is an abuse report.
+
+--F
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: Example-FBL/1.0
+Version: 1
+Original-Mail-From: <list-bounces@lists.example.org>
+Original-Rcpt-To: <oscar@isp.example>
+
+--F
+Content-Type: message/rfc822
+
+From: poster@example.org
+To: list@lists.example.org
+Subject: hi
+
+hi
+--F--
+"#;
+
     #[test]
     fn arf_report() {
-        let m = "From: feedback@isp.example\nSubject: Abuse report\n\
-Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\n\n\
---F\nContent-Type: text/plain\n\nThis is an abuse report.\n\n\
---F\nContent-Type: message/feedback-report\n\n\
-Feedback-Type: abuse\nUser-Agent: Example-FBL/1.0\nVersion: 1\n\
-Original-Mail-From: <list-bounces@lists.example.org>\n\
-Original-Rcpt-To: <oscar@isp.example>\n\n\
---F\nContent-Type: message/rfc822\n\n\
-From: poster@example.org\nTo: list@lists.example.org\nSubject: hi\n\nhi\n--F--\n";
-        let r = classify(m.as_bytes());
+        let r = classify(ARF.as_bytes());
         assert_eq!(r.kind, Kind::Feedback);
         assert_eq!(addrs(&r), ["oscar@isp.example"]);
         assert_eq!(r.recipients[0].action, "complained");
         assert_eq!(r.recipients[0].diagnostic.as_deref(), Some("abuse"));
         // Without Original-Rcpt-To, the reported message's To names the complainer.
-        let m = m
+        let m = ARF
             .replace("Original-Rcpt-To: <oscar@isp.example>\n", "")
             .replace("To: list@lists.example.org", "To: peggy@isp.example");
         assert_eq!(addrs(&classify(m.as_bytes())), ["peggy@isp.example"]);
@@ -1837,23 +2107,195 @@ From: poster@example.org\nTo: list@lists.example.org\nSubject: hi\n\nhi\n--F--\n
 
     #[test]
     fn ses_notifications() {
-        let m = "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n\
-{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\"bouncedRecipients\":\
-[{\"emailAddress\":\"Quinn@example.com\",\"action\":\"failed\",\"status\":\"5.1.1\",\
-\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}]}}\n";
+        let m = r#"From: no-reply@sns.amazonaws.com
+Subject: AWS Notification Message
+
+{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":"Quinn@example.com","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]}}
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::Bounce);
         assert_eq!(addrs(&r), ["quinn@example.com"]);
         assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
-        let m = "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n\
-{\"notificationType\":\"Delivery\",\"delivery\":{\"recipients\":[\"rose@example.com\"]}}\n";
+        let m = r#"From: no-reply@sns.amazonaws.com
+Subject: AWS Notification Message
+
+{"notificationType":"Delivery","delivery":{"recipients":["rose@example.com"]}}
+"#;
         assert_eq!(classify(m.as_bytes()).kind, Kind::Success);
     }
 
     #[test]
+    fn recipient_blocks_without_blank_lines() {
+        let m = DSN.replace(
+            "Diagnostic-Code: smtp; 550 5.1.1 <alice@example.com>: Recipient address\n    rejected: User unknown\n\n",
+            "",
+        );
+        let r = classify(m.as_bytes());
+        assert_eq!(addrs(&r), ["alice@example.com", "bob@example.net"]);
+        assert_eq!(r.recipients[0].status.as_deref(), Some("5.1.1"));
+        assert_eq!(r.recipients[1].status.as_deref(), Some("4.4.1"));
+    }
+
+    #[test]
+    fn unusual_actions_are_normalised() {
+        let m = DSN.replace("Action: failed", "Action: failure");
+        assert_eq!(classify(m.as_bytes()).recipients[0].action, "failed");
+    }
+
+    #[test]
+    fn report_attached_to_a_report() {
+        // A gateway that passes a DSN on as an attachment of its own notice.
+        let inner = DSN.replace("From: Mail Delivery System", "From: Gateway");
+        let m = format!(
+            "From: postmaster@gw.example.net\nSubject: Delivery Status Notification (Failure)\n\
+             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"O\"\n\n\
+             --O\nContent-Type: message/rfc822\n\n{inner}\n--O--\n"
+        );
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(addrs(&r), ["alice@example.com", "bob@example.net"]);
+    }
+
+    #[test]
+    fn report_returned_inline_in_a_report() {
+        let m = r#"From: MAILER-DAEMON@relay.example.net (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+
+I'm sorry to have to inform you that the message returned
+below could not be delivered to one or more destinations.
+
+---------------------------------
+From MAILER-DAEMON  Thu Apr 29 23:34:45 2015
+Return-Path: <>
+From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: list-bounces@lists.example.org
+
+<uma@example.com> (expanded from <victor@example.org>): delivery temporarily
+    suspended: connect to mx.example.com[192.0.2.3]: server refused to talk to
+    me: 421 Service not available
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(addrs(&r), ["uma@example.com", "victor@example.org"]);
+    }
+
+    #[test]
+    fn the_sender_named_in_a_report_is_not_a_recipient() {
+        let m = r#"From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+Subject: Mail delivery failed: returning message to sender
+
+A message sent by
+
+  <list-bounces+x@lists.example.org>
+
+could not be delivered to one or more of its recipients. The following
+address(es) failed:
+
+  wendy@example.com
+    (ultimately generated from walt@example.org)
+    all hosts have been failing for a long time
+
+Your mail to the following recipients could not be delivered because
+they are not accepting mail from owner@lists.example.org:
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(addrs(&r), ["wendy@example.com", "walt@example.org"]);
+    }
+
+    #[test]
+    fn null_sender_notice_with_returned_message() {
+        // No sender or subject that says bounce: the null reverse-path and the text do.
+        let m = r#"Return-Path: <>
+From: no-reply@mail.example.jp
+Subject: Mail
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="K"
+
+--K
+Content-Type: text/plain
+
+Your mail sent on: Thu, 29 Apr 2013 00:00:00 +0900
+     Could not be delivered to: <xena@example.jp>
+     As their mailbox is full.
+
+--K
+Content-Type: message/rfc822
+
+From: poster@example.org
+To: list@lists.example.org
+
+hi
+--K--
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(addrs(&r), ["xena@example.jp"]);
+    }
+
+    #[test]
+    fn multipart_without_boundary_is_read_as_text() {
+        let m = r#"From: post_master@sms.example.com
+Subject: Re: hello
+MIME-Version: 1.0
+Content-Type: multipart/alternative;
+
+Error: Invalid user address
+
+Message details:
+  MAIL FROM: list-bounces@lists.example.org
+  RCPT TO: 5550100@sms.example.com
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Bounce);
+        assert_eq!(addrs(&r), ["5550100@sms.example.com"]);
+    }
+
+    #[test]
+    fn postmaster_auto_reply_is_not_a_bounce() {
+        // RFC 3834: marked as an automatic response, from a postmaster address rather
+        // than a delivery system.
+        let m = r#"Auto-Submitted: auto-replied
+From: postmaster@example.de
+Subject: email notification
+
+Your message was discarded. target mail address: yuri@example.de
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::AutoReply);
+        assert!(r.recipients.is_empty());
+    }
+
+    #[test]
+    fn hotmail_complaint() {
+        let m = r#"From: staff@hotmail.com
+Subject: complaint about message from 192.0.2.1
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="H"
+
+--H
+Content-Type: message/rfc822
+
+X-HmXmrOriginalRecipient: zoe@hotmail.example
+From: poster@example.org
+To: list@lists.example.org
+
+hi
+--H--
+"#;
+        let r = classify(m.as_bytes());
+        assert_eq!(r.kind, Kind::Feedback);
+        assert_eq!(addrs(&r), ["zoe@hotmail.example"]);
+    }
+
+    #[test]
     fn ordinary_mail_is_none() {
-        let m = "From: Sam <sam@example.com>\nTo: list@lists.example.org\nSubject: Re: failed build\n\n\
-The build failed for trent@example.com with error 550.\n";
+        let m = r#"From: Sam <sam@example.com>
+To: list@lists.example.org
+Subject: Re: failed build
+
+The build failed for trent@example.com with error 550.
+"#;
         let r = classify(m.as_bytes());
         assert_eq!(r.kind, Kind::None);
         assert!(r.recipients.is_empty());

@@ -2,6 +2,7 @@
 //! corpus (`../shared/corpus`, or `CONCORD_CORPUS`).
 
 mod archive_corpus;
+mod bounce_scoring;
 mod bounces;
 mod cli;
 mod common;
