@@ -465,7 +465,16 @@ impl Stage {
                     .await?;
                 format!("unsubscribe: a confirmation request was sent to {addr}.")
             }
-            // Moderation and approval tokens are spent only by someone allowed to use them.
+            // A token is spent only on its own list, ...
+            Cmd::Confirm(ref token) | Cmd::Moderate(_, ref token, _)
+                if tokens::peek(conn, token)
+                    .await
+                    .map_err(token_err)?
+                    .is_some_and(|t| t.list != list.name) =>
+            {
+                "confirm: that token is for another list; nothing was done.".to_string()
+            }
+            // ... and moderation and approval tokens only by someone allowed to use them.
             Cmd::Confirm(ref token) | Cmd::Moderate(_, ref token, _)
                 if !self.may_use(conn, list, sender, token).await? =>
             {

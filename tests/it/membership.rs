@@ -332,3 +332,69 @@ async fn moderation_by_reply_approved_header_and_automatic_senders() {
     assert_eq!(state, "ignored");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_opt_in_without_approval_and_closed_lists() {
+    let (d, sink) = start().await;
+    // jca-sghn (daemon::LISTS) uses the default policy: confirm, no owner approval.
+    send_to(
+        &d,
+        "jca-sghn-join@lists.example.org",
+        &mail("Ana <ana@example.es>", "please add me", "", ""),
+    )
+    .await;
+    let t = token_in(&wait_mail(&sink, "ana@example.es", "Subject: confirm ").await);
+    assert!(
+        members::get(&d.pool, "jca-sghn", "ana@example.es")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    send_to(
+        &d,
+        "jca-sghn-request@lists.example.org",
+        &mail("ana@example.es", "x", &format!("confirm {t}"), ""),
+    )
+    .await;
+    wait_mail(
+        &sink,
+        "ana@example.es",
+        "Welcome to jca-sghn@lists.example.org",
+    )
+    .await;
+    assert!(
+        members::get(&d.pool, "jca-sghn", "ana@example.es")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A token of one list does nothing on another.
+    send_to(
+        &d,
+        "jca-sghn-request@lists.example.org",
+        &mail("eve@example.es", "subscribe", "", ""),
+    )
+    .await;
+    let t = token_in(&wait_mail(&sink, "eve@example.es", "Subject: confirm ").await);
+    send_to(
+        &d,
+        "jca-request@lists.example.org",
+        &mail("eve@example.es", &format!("confirm {t}"), "", ""),
+    )
+    .await;
+    wait_mail(&sink, "eve@example.es", "for another list").await;
+    // Not spent: it still works where it belongs.
+    send_to(
+        &d,
+        "jca-sghn-request@lists.example.org",
+        &mail("eve@example.es", &format!("confirm {t}"), "", ""),
+    )
+    .await;
+    wait_mail(
+        &sink,
+        "eve@example.es",
+        "Welcome to jca-sghn@lists.example.org",
+    )
+    .await;
+    d.stop().await;
+}
