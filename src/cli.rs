@@ -137,6 +137,9 @@ enum Command {
     /// Bounce reports: classify messages and name the recipients they report on
     #[command(subcommand)]
     Bounces(BouncesCmd),
+    /// The organizations liaison statements come from and go to
+    #[command(subcommand)]
+    Orgs(OrgsCmd),
 }
 
 #[derive(Subcommand)]
@@ -667,6 +670,7 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
         }
         Command::Queue(q) => queue_command(&pool, q).await?,
         Command::Bounces(cmd) => return Ok(bounces_command(cmd)),
+        Command::Orgs(cmd) => return orgs_command(&pool, &config, cmd).await,
     }
     Ok(0)
 }
@@ -1111,4 +1115,149 @@ fn bounces_command(cmd: BouncesCmd) -> u8 {
         }
     }
     if unreadable > 0 { 4 } else { 0 }
+}
+
+#[derive(Subcommand)]
+enum OrgsCmd {
+    /// Every organization: id, kind, name
+    List {
+        /// Only organizations of this kind
+        #[arg(long, value_enum, value_name = "KIND")]
+        kind: Option<concord::liaison::registry::Kind>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One organization, by id or by any name it resolves from
+    Show {
+        #[arg(value_name = "ID-OR-NAME", required = true, num_args = 1..)]
+        key: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Names added at run time (kept in the database)
+    #[command(subcommand)]
+    Alias(OrgsAliasCmd),
+    /// What organization (and sub-group) a phrase names
+    Resolve {
+        #[arg(value_name = "TEXT", required = true, num_args = 1..)]
+        text: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsAliasCmd {
+    /// Add a name for an organization
+    Add { org: String, alias: String },
+    /// Remove a name added with `orgs alias add`
+    Remove { org: String, alias: String },
+}
+
+/// `concord orgs`: src/liaison/registry.rs over `[liaison] organizations` and the
+/// `org_aliases` table.
+async fn orgs_command(pool: &concord::db::SqlitePool, config: &Config, cmd: OrgsCmd) -> Result<u8> {
+    use concord::liaison::registry::{self, Registry};
+    let path = &config.liaison.organizations;
+    let reg = Registry::load(path, pool).await?;
+    let print_org = |o: &registry::Organization, sub: Option<&str>| {
+        println!("{}  ({})", o.id, o.kind.as_str());
+        println!("  name:      {}", o.name);
+        if let Some(s) = sub {
+            println!("  subgroup:  {s}");
+        }
+        let line = |label: &str, v: &[String]| {
+            if !v.is_empty() {
+                println!("  {label:<10} {}", v.join(", "));
+            }
+        };
+        line("aliases:", &o.aliases);
+        line("added:", &o.added_aliases);
+        let subs: Vec<String> = o.subgroups.iter().map(|s| s.name().to_string()).collect();
+        line("subgroups:", &subs);
+        line("domains:", &o.domains);
+        line("contacts:", &o.liaison_contacts);
+    };
+    match cmd {
+        OrgsCmd::List { kind, json } => {
+            let orgs: Vec<&registry::Organization> = reg
+                .orgs()
+                .iter()
+                .filter(|o| kind.is_none_or(|k| o.kind == k))
+                .collect();
+            if json {
+                print_json(&orgs)?;
+            } else {
+                for o in &orgs {
+                    println!("{:<18} {:<12} {}", o.id, o.kind.as_str(), o.name);
+                }
+                eprintln!("{} organizations", orgs.len());
+            }
+        }
+        OrgsCmd::Show { key, json } => {
+            let key = key.join(" ");
+            let Some((o, sub)) = reg.find(&key) else {
+                return Err(exit(3, format!("no organization {key:?}")));
+            };
+            if json {
+                #[derive(serde::Serialize)]
+                struct Shown<'a> {
+                    #[serde(flatten)]
+                    org: &'a registry::Organization,
+                    from_subgroup: Option<String>,
+                }
+                print_json(&Shown {
+                    org: o,
+                    from_subgroup: sub,
+                })?;
+            } else {
+                print_org(o, sub.as_deref());
+            }
+        }
+        OrgsCmd::Resolve { text, json } => {
+            let text = text.join(" ");
+            let Some(r) = reg.resolve(&text) else {
+                return Err(exit(3, format!("{text:?} names no known organization")));
+            };
+            if json {
+                print_json(&r)?;
+            } else {
+                match &r.from_subgroup {
+                    Some(s) => println!("{} ({s})", r.org),
+                    None => println!("{}", r.org),
+                }
+            }
+        }
+        OrgsCmd::Alias(OrgsAliasCmd::Add { org, alias }) => {
+            let mut reg = reg;
+            match reg.add_alias(&org, &alias) {
+                Ok(true) => {}
+                Ok(false) => {
+                    println!("{org} already has {alias:?}");
+                    return Ok(0);
+                }
+                Err(registry::Error::UnknownOrg(o)) => {
+                    return Err(exit(3, format!("no organization with id {o:?}")));
+                }
+                Err(e) => return Err(exit(2, e)),
+            }
+            registry::store_alias(pool, &org, &alias).await?;
+            println!("added {alias:?} to {org}");
+        }
+        OrgsCmd::Alias(OrgsAliasCmd::Remove { org, alias }) => {
+            if reg.get(&org).is_none() {
+                return Err(exit(3, format!("no organization with id {org:?}")));
+            }
+            if !registry::delete_alias(pool, &org, &alias).await? {
+                let hint = if reg.get(&org).is_some_and(|o| o.aliases.contains(&alias)) {
+                    format!(" (it is in {}; edit the file)", path.display())
+                } else {
+                    String::new()
+                };
+                return Err(exit(3, format!("{org} has no added alias {alias:?}{hint}")));
+            }
+            println!("removed {alias:?} from {org}");
+        }
+    }
+    Ok(0)
 }

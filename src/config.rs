@@ -314,13 +314,25 @@ pub enum DmarcResolver {
     Static,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Liaison {
     /// Addresses that receive incoming liaison statements.
     pub intake: Vec<String>,
     /// Address conveners send outgoing statements to.
     pub submit: Option<String>,
+    /// The organization registry (src/liaison/registry.rs).
+    pub organizations: PathBuf,
+}
+
+impl Default for Liaison {
+    fn default() -> Self {
+        Self {
+            intake: Vec::new(),
+            submit: None,
+            organizations: "config/organizations.toml".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

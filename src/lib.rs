@@ -9,6 +9,7 @@
 //! - [`inbound`]: the daemon's sources (LMTP, IMAP, Maildir) and the intake that stores
 //!   each message before any source acknowledges it;
 //! - [`route`]: what a recipient address means (list post, command, bounce, liaison);
+//! - [`liaison`]: the organizations liaison statements come from and go to;
 //! - [`list`]: members, posting rules, holds, and the pipeline that makes each copy;
 //! - [`outbound`]: the persistent queue and the worker that delivers it (SMTP or Maildir);
 //! - [`app`]: the daemon's wiring, shutdown and status.
@@ -18,6 +19,7 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod inbound;
+pub mod liaison;
 pub mod list;
 pub mod outbound;
 pub mod parse;

@@ -13,6 +13,7 @@ mod import_formats;
 mod list_daemon;
 mod list_pipeline;
 mod membership;
+mod orgs;
 mod outbound;
 mod servers;
 mod threading;
