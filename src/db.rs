@@ -88,7 +88,9 @@ pub async fn open_with(url: &str, durability: Durability) -> Result<SqlitePool> 
             .idle_timeout(None)
             .max_lifetime(None)
     } else {
-        SqlitePoolOptions::new().max_connections(4)
+        // Enough for every daemon task at once (sources, threader, list stage, outbound
+        // worker, heartbeat, status readers); a task never holds two connections.
+        SqlitePoolOptions::new().max_connections(16)
     };
     let pool = pool_opts
         .connect_with(opts)

@@ -397,18 +397,13 @@ impl Stage {
         now: i64,
     ) -> Result<String> {
         let is_owner = |m: &Option<members::Member>| m.as_ref().is_some_and(|m| m.role == "owner");
-        let member_of = |addr: String| {
-            let pool = self.pool.clone();
-            let list = list.name.clone();
-            async move { members::get(&pool, &list, &addr).await }
-        };
         Ok(match cmd {
             Cmd::Help => self.template(list, "help", HELP),
             Cmd::Who => {
-                if !is_owner(&member_of(sender.to_string()).await?) {
+                if !is_owner(&members::get(&mut *conn, &list.name, sender).await?) {
                     "who: only the list's owners may see the member list.".into()
                 } else {
-                    let all = members::list(&self.pool, &list.name).await?;
+                    let all = members::list(&mut *conn, &list.name).await?;
                     let lines: Vec<String> = all
                         .iter()
                         .map(|m| format!("  {} ({})", m.address, m.role))
@@ -424,7 +419,7 @@ impl Stage {
                     },
                     None => (sender.to_string(), name.map(str::to_string)),
                 };
-                if member_of(addr.clone()).await?.is_some() {
+                if members::get(&mut *conn, &list.name, &addr).await?.is_some() {
                     return Ok(format!(
                         "subscribe: {addr} is already a member of {}.",
                         list.address
@@ -455,7 +450,7 @@ impl Stage {
                     },
                     None => sender.to_string(),
                 };
-                if member_of(addr.clone()).await?.is_none() {
+                if members::get(&mut *conn, &list.name, &addr).await?.is_none() {
                     return Ok(format!(
                         "unsubscribe: {addr} is not a member of {}.",
                         list.address
@@ -515,7 +510,7 @@ impl Stage {
         let Some(t) = tokens::peek(conn, token).await.map_err(token_err)? else {
             return Ok(true);
         };
-        let m = members::get(&self.pool, &list.name, sender).await?;
+        let m = members::get(&mut *conn, &list.name, sender).await?;
         Ok(match t.kind.as_str() {
             "moderate" => m.is_some_and(|m| m.is_moderator()),
             "approve-subscription" => m.is_some_and(|m| m.role == "owner"),
@@ -536,12 +531,12 @@ impl Stage {
         now: i64,
     ) -> Result<String> {
         let addr = t.address.clone().unwrap_or_default();
-        let moderator = members::get(&self.pool, &list.name, sender)
+        let moderator = members::get(&mut *conn, &list.name, sender)
             .await?
             .is_some_and(|m| m.is_moderator());
         Ok(match t.kind.as_str() {
             "subscribe" => {
-                if members::get(&self.pool, &list.name, &addr).await?.is_some() {
+                if members::get(&mut *conn, &list.name, &addr).await?.is_some() {
                     format!("confirm: {addr} is already a member.")
                 } else if list.subscription == Subscription::ConfirmApprove {
                     let approval = tokens::create(
@@ -556,7 +551,7 @@ impl Stage {
                     )
                     .await
                     .map_err(token_err)?;
-                    let owners: Vec<String> = members::list(&self.pool, &list.name)
+                    let owners: Vec<String> = members::list(&mut *conn, &list.name)
                         .await?
                         .into_iter()
                         .filter(|m| m.role == "owner")
@@ -595,7 +590,7 @@ impl Stage {
                 }
             }
             "approve-subscription" => {
-                let owner = members::get(&self.pool, &list.name, sender)
+                let owner = members::get(&mut *conn, &list.name, sender)
                     .await?
                     .is_some_and(|m| m.role == "owner");
                 if !owner {

@@ -111,24 +111,32 @@ pub async fn remove(conn: &mut SqliteConnection, list: &str, address: &str) -> R
     Ok(r.rows_affected() > 0)
 }
 
-pub async fn get(pool: &SqlitePool, list: &str, address: &str) -> Result<Option<Member>> {
+/// A member, read through the pool or inside the caller's transaction.
+pub async fn get<'e, E>(ex: E, list: &str, address: &str) -> Result<Option<Member>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
     Ok(sqlx::query_as(
         "SELECT list, address, display_name, role, delivery, moderated, receive_own, created_at
          FROM members WHERE list = ? AND address = ?",
     )
     .bind(list)
     .bind(address.to_lowercase())
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await?)
 }
 
-pub async fn list(pool: &SqlitePool, list: &str) -> Result<Vec<Member>> {
+/// All members, read through the pool or inside the caller's transaction.
+pub async fn list<'e, E>(ex: E, list: &str) -> Result<Vec<Member>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
     Ok(sqlx::query_as(
         "SELECT list, address, display_name, role, delivery, moderated, receive_own, created_at
          FROM members WHERE list = ? ORDER BY address",
     )
     .bind(list)
-    .fetch_all(pool)
+    .fetch_all(ex)
     .await?)
 }
 

@@ -66,7 +66,7 @@ impl Stage {
         subject: &str,
         text: &str,
     ) -> Result<()> {
-        let owners: Vec<String> = members::list(&self.pool, &list.name)
+        let owners: Vec<String> = members::list(&mut *conn, &list.name)
             .await?
             .into_iter()
             .filter(|m| m.role == "owner")

@@ -430,7 +430,7 @@ impl Stage {
             list.sub_address("request"),
             list.hold_days
         );
-        let moderators: Vec<String> = members::list(&self.pool, &list.name)
+        let moderators: Vec<String> = members::list(&mut *conn, &list.name)
             .await?
             .into_iter()
             .filter(|m| m.is_moderator())
