@@ -28,6 +28,8 @@ pub enum Error {
     },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Open(#[from] crate::db::Error),
     #[error("{0}")]
     Outbound(#[from] crate::outbound::Error),
 }
@@ -133,7 +135,16 @@ impl Daemon {
             shutdown.clone(),
         ));
         tasks.spawn(heartbeat(self.pool.clone(), shutdown.clone()));
-        tasks.spawn(outbound.run(self.pool.clone(), shutdown.clone()));
+        // The worker's own bookkeeping (claims, leases, outcomes) commits without waiting
+        // for the disk: after a power cut a copy may at worst be sent again, never lost;
+        // what is queued was committed durably by whatever queued it.
+        let worker_pool = match crate::db::file_of(&self.config.database.url) {
+            Some(_) => {
+                crate::db::open_with(&self.config.database.url, crate::db::Durability::Bulk).await?
+            }
+            None => self.pool.clone(),
+        };
+        tasks.spawn(outbound.run(worker_pool, shutdown.clone()));
         tasks.spawn(list_stage(
             crate::list::stage::Stage::new(
                 self.pool.clone(),
