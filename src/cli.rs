@@ -392,12 +392,20 @@ async fn run(cmd: Command, config: Config) -> Result<u8> {
     let pool = concord::db::open_with(&config.database.url, durability)
         .await
         .context("opening the database")?;
+    let result = dispatch(cmd, config, &pool).await;
+    // Closing the last connection checkpoints the WAL into the database file, so the next
+    // process does not have to read it back.
+    pool.close().await;
+    result
+}
+
+async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) -> Result<u8> {
+    let pool = pool.clone();
     match cmd {
         Command::Serve => {
             let shutdown = concord::app::signals();
             let daemon = concord::app::Daemon::bind(config, pool.clone()).await?;
             daemon.run(shutdown).await?;
-            pool.close().await;
         }
         Command::Status { json } => {
             let s = concord::app::status(&pool).await?;

@@ -74,7 +74,7 @@ pub async fn open_with(url: &str, durability: Durability) -> Result<SqlitePool> 
             Durability::Full => SqliteSynchronous::Full,
             Durability::Bulk => SqliteSynchronous::Normal,
         })
-        .pragma("cache_size", "-65536")
+        .pragma("cache_size", "-32768")
         .pragma("temp_store", "memory");
     let opts = if in_memory {
         opts
