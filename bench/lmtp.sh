@@ -222,9 +222,12 @@ cat > "$CFG" <<EOF
 [database]
 url = "sqlite://$DB"
 
+# An open list with no members: every post is accepted and archived and nothing is sent,
+# so the figure is intake (LMTP, storage, routing, threading, the list stage), not delivery.
 [[list]]
 name = "bench"
 address = "$LIST_ADDR"
+posting = "open"
 
 # Only LMTP: an [inbound] section means exactly the sources it names (no Maildir).
 [inbound.lmtp]

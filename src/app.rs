@@ -100,6 +100,16 @@ impl Daemon {
         // [smtp] (a missing password file, say) stops the daemon before it serves.
         let outbound = crate::outbound::worker::Worker::from_config(&self.config)?;
 
+        // Derived and re-runnable work (threading, the list stage, the outbound worker's
+        // bookkeeping) commits without waiting for the disk: after a power cut it is simply
+        // done again (a list copy may at worst be sent twice, never lost). What a source
+        // acknowledges is committed by intake with full durability.
+        let bulk = match crate::db::file_of(&self.config.database.url) {
+            Some(_) => {
+                crate::db::open_with(&self.config.database.url, crate::db::Durability::Bulk).await?
+            }
+            None => self.pool.clone(),
+        };
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.lmtp {
             let l = self
@@ -130,26 +140,15 @@ impl Daemon {
             tasks.spawn(imap::run(self.intake.clone(), i.clone(), shutdown.clone()));
         }
         tasks.spawn(threader(
-            self.intake.clone(),
+            bulk.clone(),
+            self.intake.stored.clone(),
             self.config.archive.subject_window_days,
             shutdown.clone(),
         ));
         tasks.spawn(heartbeat(self.pool.clone(), shutdown.clone()));
-        // The worker's own bookkeeping (claims, leases, outcomes) commits without waiting
-        // for the disk: after a power cut a copy may at worst be sent again, never lost;
-        // what is queued was committed durably by whatever queued it.
-        let worker_pool = match crate::db::file_of(&self.config.database.url) {
-            Some(_) => {
-                crate::db::open_with(&self.config.database.url, crate::db::Durability::Bulk).await?
-            }
-            None => self.pool.clone(),
-        };
-        tasks.spawn(outbound.run(worker_pool, shutdown.clone()));
+        tasks.spawn(outbound.run(bulk.clone(), shutdown.clone()));
         tasks.spawn(list_stage(
-            crate::list::stage::Stage::new(
-                self.pool.clone(),
-                std::sync::Arc::new(self.config.clone()),
-            ),
+            crate::list::stage::Stage::new(bulk.clone(), std::sync::Arc::new(self.config.clone())),
             self.intake.routed.clone(),
             shutdown.clone(),
         ));
@@ -184,16 +183,21 @@ fn hostname() -> String {
 
 /// Places stored messages in threads: after each store (coalesced), and once at start for
 /// anything a previous run stored but did not thread.
-async fn threader(intake: Intake, window_days: u32, mut shutdown: watch::Receiver<bool>) {
+async fn threader(
+    pool: SqlitePool,
+    stored: std::sync::Arc<tokio::sync::Notify>,
+    window_days: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let pending: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "SELECT id FROM messages WHERE thread_id IS NULL AND quarantine IS NULL LIMIT 5000",
         )
-        .fetch_all(&intake.pool)
+        .fetch_all(&pool)
         .await;
         match pending {
             Ok(ids) if !ids.is_empty() => {
-                match store::rethread_messages(&intake.pool, window_days, &ids).await {
+                match store::rethread_messages(&pool, window_days, &ids).await {
                     Ok(s) => {
                         tracing::debug!(messages = ids.len(), recomputed = s.messages, "threaded")
                     }
@@ -214,7 +218,7 @@ async fn threader(intake: Intake, window_days: u32, mut shutdown: watch::Receive
             return;
         }
         tokio::select! {
-            _ = intake.stored.notified() => {}
+            _ = stored.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             _ = shutdown.changed() => {}
         }

@@ -301,7 +301,6 @@ async fn session_loop(
                     })
                     .await?;
                 finish(&mut session, &after, uid, can_move, uidplus).await?;
-                intake::count_message(&intake.pool, name).await;
                 tracing::debug!(source = name, uid, id = a.id, "IMAP message taken");
             }
             last = uid;

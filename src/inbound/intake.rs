@@ -136,6 +136,14 @@ impl Intake {
             .execute(&mut *tx)
             .await?;
         }
+        // The source's message count, in the same commit (one disk write per message).
+        sqlx::query(
+            "UPDATE sources SET messages = messages + 1, last_message_at = ?2, updated_at = ?2 WHERE name = ?1",
+        )
+        .bind(&d.source)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let (duplicate, quarantined) = match written {
             Written::Stored { .. } => (false, None),
@@ -189,16 +197,4 @@ pub async fn report(pool: &SqlitePool, name: &str, kind: &str, state: &str, erro
     if let Err(e) = r {
         tracing::debug!(source = name, error = %e, "cannot record source state");
     }
-}
-
-/// Counts a message taken from a source.
-pub async fn count_message(pool: &SqlitePool, name: &str) {
-    let now = chrono::Utc::now().timestamp();
-    let _ = sqlx::query(
-        "UPDATE sources SET messages = messages + 1, last_message_at = ?2, updated_at = ?2 WHERE name = ?1",
-    )
-    .bind(name)
-    .bind(now)
-    .execute(pool)
-    .await;
 }

@@ -378,7 +378,6 @@ impl Session {
         };
         match self.intake.accept(delivery).await {
             Ok(a) => {
-                intake::count_message(&self.intake.pool, "lmtp").await;
                 let mut text = String::new();
                 for r in &rcpts {
                     let shown: String = r

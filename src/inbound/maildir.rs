@@ -78,7 +78,6 @@ pub async fn pass(
             tracing::error!(file = %f.display(), to = %to.display(), error = %e,
                 "stored, but cannot move the message out of new/; it will be seen again and recognised");
         }
-        intake::count_message(&intake.pool, name).await;
         tracing::debug!(id = accepted.id, file = %file_name, "maildir message taken");
         n += 1;
     }

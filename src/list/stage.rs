@@ -322,7 +322,9 @@ impl Stage {
             tracing::info!(delivery, list = %list.name, "post pre-approved by its Approved: header");
             disposition = Disposition::Accept;
         }
-        let strict = matches!(disposition, Disposition::Accept) && self.dmarc_strict(&raw).await;
+        let strict = matches!(disposition, Disposition::Accept)
+            && list.dmarc_mitigation != crate::config::DmarcMitigation::None
+            && self.dmarc_strict(&raw).await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = match &disposition {
             Disposition::Accept => {
@@ -636,7 +638,9 @@ impl Stage {
             .bind(message)
             .fetch_one(&mut *tx)
             .await?;
-        let strict = decision == Decision::Approve && self.dmarc_strict(&raw).await;
+        let strict = decision == Decision::Approve
+            && list.dmarc_mitigation != crate::config::DmarcMitigation::None
+            && self.dmarc_strict(&raw).await;
         let mut n = 0;
         let new_state = match decision {
             Decision::Approve => {
