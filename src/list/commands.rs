@@ -127,7 +127,8 @@ pub(crate) fn compose(
 }
 
 impl Stage {
-    async fn send(
+    /// Queues one message from the list to one address.
+    pub(crate) async fn send(
         &self,
         conn: &mut sqlx::SqliteConnection,
         list: &List,

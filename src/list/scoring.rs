@@ -14,7 +14,7 @@ use super::commands::compose;
 use super::members;
 use super::stage::{Result, Stage};
 use crate::config::List;
-use crate::outbound::{self, Outgoing};
+use crate::outbound;
 
 const DAY: i64 = 86_400;
 
@@ -44,19 +44,8 @@ impl Stage {
         subject: &str,
         text: &str,
     ) -> Result<()> {
-        let raw = compose(list, to, subject, text, None, None);
-        outbound::enqueue(
-            conn,
-            &Outgoing {
-                envelope_from: list.sub_address("bounces"),
-                recipients: vec![to.to_string()],
-                raw,
-                list: Some(list.name.clone()),
-                origin_message: None,
-            },
-        )
-        .await?;
-        Ok(())
+        self.send(conn, list, to, compose(list, to, subject, text, None, None))
+            .await
     }
 
     async fn tell_owners(
