@@ -184,6 +184,24 @@ impl Stage {
         self.send(conn, list, addr, raw).await
     }
 
+    /// Tells someone the owners declined their subscription.
+    async fn decline(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        list: &List,
+        addr: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let text = format!(
+            "Your request to join {} was declined by its owners.\n{}\n",
+            list.address,
+            reason.unwrap_or("")
+        );
+        let subject = format!("Your subscription to {}", list.address);
+        let raw = compose(list, addr, &subject, &text, None, None);
+        self.send(conn, list, addr, raw).await
+    }
+
     /// Removes a member and sends the goodbye message.
     async fn goodbye(
         &self,
@@ -284,11 +302,7 @@ impl Stage {
                     "done"
                 }
             };
-            sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
-                .bind(state)
-                .bind(delivery)
-                .execute(&mut *tx)
-                .await?;
+            super::stage::set_delivery_state(&mut tx, delivery, state).await?;
             tx.commit().await?;
             outbound::wake();
         }
@@ -601,20 +615,7 @@ impl Stage {
                     self.welcome(conn, list, &addr, t.name.as_deref()).await?;
                     format!("approved: {addr} is now a member of {}.", list.address)
                 } else {
-                    let text = format!(
-                        "Your request to join {} was declined by its owners.\n{}\n",
-                        list.address,
-                        reason.unwrap_or("")
-                    );
-                    let raw = compose(
-                        list,
-                        &addr,
-                        &format!("Your subscription to {}", list.address),
-                        &text,
-                        None,
-                        None,
-                    );
-                    self.send(conn, list, &addr, raw).await?;
+                    self.decline(conn, list, &addr, reason).await?;
                     format!("declined: {addr} was told.")
                 }
             }
@@ -678,20 +679,7 @@ impl Stage {
         if approve {
             self.welcome(&mut tx, list, addr, t.name.as_deref()).await?;
         } else {
-            let text = format!(
-                "Your request to join {} was declined by its owners.\n{}\n",
-                list.address,
-                reason.unwrap_or("")
-            );
-            let raw = compose(
-                list,
-                addr,
-                &format!("Your subscription to {}", list.address),
-                &text,
-                None,
-                None,
-            );
-            self.send(&mut tx, list, addr, raw).await?;
+            self.decline(&mut tx, list, addr, reason).await?;
         }
         tx.commit().await?;
         outbound::wake();

@@ -278,11 +278,7 @@ impl Stage {
                     }
                 }
             };
-            sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
-                .bind(state)
-                .bind(delivery)
-                .execute(&mut *tx)
-                .await?;
+            super::stage::set_delivery_state(&mut tx, delivery, state).await?;
             tx.commit().await?;
         }
         // 5xx replies at delivery count as bounces too.

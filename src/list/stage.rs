@@ -302,7 +302,8 @@ impl Stage {
             recipients: 0,
         };
         let Some(list) = self.config.list(list_name) else {
-            self.set_state(delivery, "discarded").await?;
+            let mut conn = self.pool.acquire().await?;
+            set_delivery_state(&mut conn, delivery, "discarded").await?;
             tracing::warn!(
                 delivery,
                 list = list_name,
@@ -367,11 +368,7 @@ impl Stage {
             }
             Disposition::Discard(_) => "discarded",
         };
-        sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
-            .bind(state)
-            .bind(delivery)
-            .execute(&mut *tx)
-            .await?;
+        set_delivery_state(&mut tx, delivery, state).await?;
         tx.commit().await?;
         outbound::wake();
         match &disposition {
@@ -530,15 +527,20 @@ impl Stage {
         }
         Ok(n)
     }
+}
 
-    async fn set_state(&self, delivery: i64, state: &str) -> Result<()> {
-        sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
-            .bind(state)
-            .bind(delivery)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+/// Records what the list stage did with a delivery (accepted, held, done, ignored, ...).
+pub(crate) async fn set_delivery_state(
+    conn: &mut SqliteConnection,
+    delivery: i64,
+    state: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
+        .bind(state)
+        .bind(delivery)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A held post.
@@ -671,11 +673,7 @@ impl Stage {
         .execute(&mut *tx)
         .await?;
         if let Some(d) = delivery {
-            sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
-                .bind(new_state)
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
+            set_delivery_state(&mut *tx, d, new_state).await?;
         }
         Ok(n)
     }
