@@ -11,4 +11,5 @@
 //! Working Parties, Questions), 3GPP (TSGs and WGs) and IEEE 802 templates; see
 //! the liaison research notes (`liaison-statements.md`, §1 and §4) and RFC 4053.
 
+pub mod classify;
 pub mod registry;
