@@ -140,6 +140,83 @@ enum Command {
     /// The organizations liaison statements come from and go to
     #[command(subcommand)]
     Orgs(OrgsCmd),
+    /// The liaison statement register: statements received and sent, their state,
+    /// attachments and history
+    #[command(subcommand)]
+    Ls(LsCmd),
+    /// The progress report for TSAG: statements received and sent in a period, open and
+    /// overdue actions, list activity
+    Report {
+        /// First day of the period (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        from: chrono::NaiveDate,
+        /// Last day of the period (YYYY-MM-DD), included
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        to: chrono::NaiveDate,
+        #[arg(long, value_enum, default_value_t = concord::liaison::report::Format::Markdown)]
+        format: concord::liaison::report::Format,
+    },
+}
+
+fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))
+}
+
+#[derive(Subcommand)]
+enum LsCmd {
+    /// Statements, oldest first
+    List {
+        /// Only statements from (incoming) or to (outgoing) this organization: id, name or
+        /// alias
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// Only statements in this state (overdue: awaiting a reply past the deadline)
+        #[arg(long, value_enum, value_name = "STATE")]
+        state: Option<concord::liaison::register::State>,
+        #[arg(long, value_enum, value_name = "DIRECTION")]
+        direction: Option<concord::liaison::register::Direction>,
+        /// Only statements received or sent on or after this day (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One statement: fields, destinations, contacts, attachments, links, history
+    Show {
+        /// Register number, e.g. LS-IN-2012-001
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the organization that issued a statement (for one registered as unknown)
+    Assign {
+        number: String,
+        /// Organization id, name or alias
+        #[arg(value_name = "ORG", required = true, num_args = 1..)]
+        org: Vec<String>,
+    },
+    /// Close a statement: no reply will be sent or awaited; reminders stop
+    Close {
+        number: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// A statement's files; --export writes them, byte for byte, into a folder
+    Attachments {
+        number: String,
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What concord reads from a message: whether it is a statement, and its fields
+    Classify {
+        /// One message (.eml)
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -679,6 +756,34 @@ async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) 
         Command::Queue(q) => queue_command(&pool, q).await?,
         Command::Bounces(cmd) => return Ok(bounces_command(cmd)),
         Command::Orgs(cmd) => return orgs_command(&pool, &config, cmd).await,
+        Command::Ls(cmd) => return ls_command(&pool, &config, cmd).await,
+        Command::Report { from, to, format } => {
+            use concord::liaison::{register, registry::Registry, report};
+            let registry = match Registry::load(&config.liaison.organizations, &pool).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "organizations not loaded; the report shows ids");
+                    None
+                }
+            };
+            let mut conn = pool.acquire().await?;
+            let today = chrono::Utc::now().date_naive();
+            let text = report::build(
+                &mut conn,
+                &config.liaison,
+                registry.as_ref(),
+                from,
+                to,
+                today,
+                format,
+            )
+            .await
+            .map_err(|e| match e {
+                register::Error::Invalid(m) => exit(2, m),
+                other => other.into(),
+            })?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+        }
     }
     Ok(0)
 }
@@ -1265,6 +1370,292 @@ async fn orgs_command(pool: &concord::db::SqlitePool, config: &Config, cmd: Orgs
                 return Err(exit(3, format!("{org} has no added alias {alias:?}{hint}")));
             }
             println!("removed {alias:?} from {org}");
+        }
+    }
+    Ok(0)
+}
+
+/// Who a change made from the command line is recorded as: `$USER`, else "cli".
+fn cli_actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cli".into())
+}
+
+fn ls_err(e: concord::liaison::register::Error) -> anyhow::Error {
+    use concord::liaison::register::Error;
+    match e {
+        Error::NotFound(n) => exit(3, format!("no liaison statement {n:?}")),
+        Error::Invalid(m) => exit(2, m),
+        other => other.into(),
+    }
+}
+
+fn day(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `concord ls ...`: the register (src/liaison/register.rs) and the classifier
+/// (src/liaison/classify.rs).
+async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd) -> Result<u8> {
+    use concord::liaison::register::{self, Filter};
+    use concord::liaison::registry::Registry;
+    let today = chrono::Utc::now().date_naive();
+    let mut conn = pool.acquire().await?;
+    match cmd {
+        LsCmd::List {
+            org,
+            state,
+            direction,
+            since,
+            json,
+        } => {
+            let org = match org {
+                Some(o) => {
+                    let reg = Registry::load(&config.liaison.organizations, pool)
+                        .await
+                        .ok();
+                    Some(
+                        reg.as_ref()
+                            .and_then(|r| r.find(&o).map(|(x, _)| x.id.clone()))
+                            .unwrap_or(o),
+                    )
+                }
+                None => None,
+            };
+            let filter = Filter {
+                org,
+                state,
+                direction,
+                since,
+                until: None,
+            };
+            let rows = register::list(&mut conn, &filter, today)
+                .await
+                .map_err(ls_err)?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                for s in &rows {
+                    let party = match s.direction {
+                        register::Direction::In => s.source.clone(),
+                        register::Direction::Out => s
+                            .destinations
+                            .iter()
+                            .map(|d| d.org.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    };
+                    println!(
+                        "{:<16} {}  {:<14} {:<18} {:<10}  {}",
+                        s.number,
+                        day(s.date),
+                        s.state.as_str(),
+                        party,
+                        s.deadline.as_deref().unwrap_or("-"),
+                        s.title.as_deref().unwrap_or("(no title)")
+                    );
+                }
+                eprintln!("{} statements", rows.len());
+            }
+        }
+        LsCmd::Show { number, json } => {
+            let d = register::show(&mut conn, &number, today)
+                .await
+                .map_err(ls_err)?;
+            if json {
+                print_json(&d)?;
+            } else {
+                let s = &d.statement;
+                let line = |label: &str, v: &str| println!("{label:<15} {v}");
+                let opt = |label: &str, v: Option<&str>| {
+                    if let Some(v) = v.filter(|v| !v.is_empty()) {
+                        line(label, v);
+                    }
+                };
+                line("number:", &s.number);
+                line("direction:", s.direction.as_str());
+                line("state:", s.state.as_str());
+                line(
+                    "source:",
+                    &match &s.from_subgroup {
+                        Some(g) => format!("{} ({g})", s.source),
+                        None => s.source.clone(),
+                    },
+                );
+                opt("title:", s.title.as_deref());
+                opt("purpose:", s.purpose.map(|p| p.as_str()));
+                opt("deadline:", s.deadline.as_deref());
+                line("date:", &day(s.date));
+                opt("reference:", s.org_reference.as_deref());
+                opt("in response to:", s.in_response_to.as_deref());
+                opt("answers:", s.answers.as_deref());
+                if !s.answered_by.is_empty() {
+                    line("answered by:", &s.answered_by.join(", "));
+                }
+                if let Some(m) = &s.message_id {
+                    line("message:", &format!("<{m}>"));
+                }
+                if s.direction == register::Direction::In {
+                    line("confidence:", &format!("{:.2}", s.confidence));
+                }
+                if !s.destinations.is_empty() {
+                    println!("destinations:");
+                    for x in &s.destinations {
+                        println!("  {:<20} {}", x.org, x.purpose.as_str());
+                    }
+                }
+                if !d.contacts.is_empty() {
+                    println!("contacts:");
+                    for c in &d.contacts {
+                        match &c.email {
+                            Some(e) => println!("  {} <{e}>", c.name),
+                            None => println!("  {}", c.name),
+                        }
+                    }
+                }
+                if !d.attachments.is_empty() {
+                    println!("attachments:");
+                    for a in &d.attachments {
+                        println!(
+                            "  {:>2}. {}  ({}, {} bytes)",
+                            a.position, a.filename, a.content_type, a.size
+                        );
+                    }
+                }
+                println!("history:");
+                for e in &d.events {
+                    println!(
+                        "  {}  {:<14} {}{}",
+                        when(Some(e.at)),
+                        e.kind,
+                        e.actor,
+                        e.detail
+                            .as_deref()
+                            .map(|x| format!(": {x}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        LsCmd::Assign { number, org } => {
+            let org = org.join(" ");
+            let reg = Registry::load(&config.liaison.organizations, pool).await?;
+            let Some((o, _)) = reg.find(&org) else {
+                return Err(exit(3, format!("no organization {org:?}")));
+            };
+            register::assign(&mut conn, &number, &o.id, &cli_actor())
+                .await
+                .map_err(ls_err)?;
+            println!("{} is now from {} ({})", number.trim(), o.id, o.name);
+        }
+        LsCmd::Close { number, reason } => {
+            let changed = register::close(&mut conn, &number, &cli_actor(), reason.as_deref())
+                .await
+                .map_err(ls_err)?;
+            if changed {
+                println!("closed {}", number.trim());
+            } else {
+                println!("{} was already closed", number.trim());
+            }
+        }
+        LsCmd::Attachments {
+            number,
+            export,
+            json,
+        } => {
+            let list = register::attachments(&mut conn, &number)
+                .await
+                .map_err(ls_err)?;
+            let written = match &export {
+                Some(dir) => Some(
+                    register::export_attachments(&mut conn, &number, dir)
+                        .await
+                        .map_err(ls_err)?,
+                ),
+                None => None,
+            };
+            if json {
+                print_json(&list)?;
+            } else {
+                for a in &list {
+                    println!(
+                        "{:>2}. {:<40} {:<28} {:>9} bytes  sha256:{}",
+                        a.position, a.filename, a.content_type, a.size, a.sha256
+                    );
+                }
+                if list.is_empty() {
+                    println!("no attachments");
+                }
+            }
+            if let Some(paths) = written {
+                for p in &paths {
+                    eprintln!("wrote {}", p.display());
+                }
+            }
+        }
+        LsCmd::Classify { file, json } => {
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let reg = Registry::load(&config.liaison.organizations, pool).await?;
+            let c = concord::liaison::classify::classify(&reg, &config.liaison.self_org, &raw);
+            if json {
+                print_json(&c)?;
+            } else {
+                let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                let list = |v: Vec<String>| {
+                    if v.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                let rows = [
+                    ("is_liaison", c.is_liaison.to_string()),
+                    ("source", opt(&c.source)),
+                    ("from_subgroup", opt(&c.from_subgroup)),
+                    (
+                        "to",
+                        list(
+                            c.to.iter()
+                                .map(|d| format!("{} ({})", d.org, d.purpose.as_str()))
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "purpose",
+                        c.purpose
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                    ("title", opt(&c.title)),
+                    ("deadline", opt(&c.deadline)),
+                    (
+                        "contacts",
+                        list(
+                            c.contacts
+                                .iter()
+                                .map(|x| match &x.email {
+                                    Some(e) => format!("{} <{e}>", x.name),
+                                    None => x.name.clone(),
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    ("org_reference", opt(&c.org_reference)),
+                    ("in_response_to", opt(&c.in_response_to)),
+                    ("attachments", list(c.attachments.clone())),
+                    ("confidence", format!("{:.2}", c.confidence)),
+                    ("signals", list(c.signals.clone())),
+                ];
+                for (k, v) in rows {
+                    println!("{:<15} {v}", format!("{k}:"));
+                }
+            }
         }
     }
     Ok(0)

@@ -323,6 +323,18 @@ pub struct Liaison {
     pub submit: Option<String>,
     /// The organization registry (src/liaison/registry.rs).
     pub organizations: PathBuf,
+    /// Our own group's id in the registry.
+    pub self_org: String,
+    /// Register numbers: `{dir}` (IN/OUT) or `{d}` (in/out), `{year}`, `{seq}` or
+    /// `{seq:0N}` (zero-padded to N digits); all three must appear.
+    pub number_format: String,
+    /// Who receives deadline reminders and "please assign" notices; empty: the owners,
+    /// moderators and conveners of the lists.
+    pub conveners_notify: Vec<String>,
+    /// Reminders this many days before a statement's deadline (0: on the day).
+    pub reminder_days: Vec<u32>,
+    /// Once a deadline has passed, a reminder every this many days.
+    pub overdue_every_days: u32,
 }
 
 impl Default for Liaison {
@@ -331,6 +343,11 @@ impl Default for Liaison {
             intake: Vec::new(),
             submit: None,
             organizations: "config/organizations.toml".into(),
+            self_org: "jca-sghn".into(),
+            number_format: "LS-{dir}-{year}-{seq:03}".into(),
+            conveners_notify: Vec::new(),
+            reminder_days: vec![14, 7, 3, 1, 0],
+            overdue_every_days: 7,
         }
     }
 }
@@ -673,6 +690,23 @@ impl Config {
             return Err(Error::Invalid(
                 "[outbound] max_recipients must be at least 1".into(),
             ));
+        }
+        crate::liaison::register::NumberFormat::parse(&self.liaison.number_format)
+            .map_err(|e| Error::Invalid(format!("[liaison] number_format: {e}")))?;
+        if self.liaison.overdue_every_days == 0 {
+            return Err(Error::Invalid(
+                "[liaison] overdue_every_days must be at least 1".into(),
+            ));
+        }
+        if self.liaison.self_org.trim().is_empty() {
+            return Err(Error::Invalid("[liaison] self_org is empty".into()));
+        }
+        for a in &self.liaison.conveners_notify {
+            if crate::list::members::parse_address(a).is_err() {
+                return Err(Error::Invalid(format!(
+                    "[liaison] conveners_notify: {a:?} is not an address"
+                )));
+            }
         }
         if self.archive.subject_window_days == 0 {
             return Err(Error::Invalid(

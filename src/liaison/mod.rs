@@ -12,4 +12,7 @@
 //! the liaison research notes (`liaison-statements.md`, §1 and §4) and RFC 4053.
 
 pub mod classify;
+pub mod register;
 pub mod registry;
+pub mod reminders;
+pub mod report;
