@@ -615,9 +615,18 @@ fn contains_token(text: &str, needle: &str) -> bool {
         if before && after {
             return true;
         }
-        from = start + 1;
+        from = start + hay[start..].chars().next().map_or(1, char::len_utf8);
     }
     false
+}
+
+/// `text` on one line: control characters (CR, LF, tabs) become spaces, runs of spaces
+/// one; for header fields built from extracted text.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The statement of `direction` that `in_response_to` or the mail's references name: one
@@ -798,6 +807,7 @@ pub(crate) fn compose(
     text: &str,
     now: i64,
 ) -> Vec<u8> {
+    let subject = one_line(subject);
     let from = sender_address(cfg);
     let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
     let mut seed = Vec::new();
@@ -817,7 +827,7 @@ pub(crate) fn compose(
     mail_builder::MessageBuilder::new()
         .from((name.as_str(), from.as_str()))
         .to(to.iter().map(String::as_str).collect::<Vec<&str>>())
-        .subject(subject)
+        .subject(subject.as_str())
         .date(now)
         .message_id(mid)
         .header(
@@ -925,6 +935,11 @@ pub async fn register_incoming(
     };
     let deadline = valid_deadline(c.deadline.as_deref());
     let signals = serde_json::to_string(&c.signals).unwrap_or_else(|_| "[]".into());
+    let confidence = if c.confidence.is_finite() {
+        c.confidence.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let answered = find_answered(
         &mut tx,
         Direction::Out,
@@ -953,7 +968,7 @@ pub async fn register_incoming(
     .bind(&facts.message_id)
     .bind(date)
     .bind(state.as_str())
-    .bind(c.confidence)
+    .bind(confidence)
     .bind(&signals)
     .bind(now)
     .fetch_one(&mut *tx)
@@ -997,12 +1012,11 @@ pub async fn register_incoming(
         );
         let mut text = format!(
             "A liaison statement was registered as {number}, but the organization that \
-             issued it was not recognised (confidence {:.2}).\n\n",
-            c.confidence
+             issued it was not recognised (confidence {confidence:.2}).\n\n"
         );
         let mut line = |label: &str, v: Option<&str>| {
             if let Some(v) = v {
-                text.push_str(&format!("{label:<12} {v}\n"));
+                text.push_str(&format!("{label:<12} {}\n", one_line(v)));
             }
         };
         line("Title:", c.title.as_deref());
@@ -1622,6 +1636,9 @@ mod tests {
 
     #[test]
     fn tokens_need_boundaries() {
+        assert!(contains_token("é №-OUT-7 x", "№-OUT-7"));
+        assert!(!contains_token("ééé", "№"));
+        assert_eq!(one_line("Reply LS\r\n on\tX  "), "Reply LS on X");
         assert!(contains_token(
             "reply to LS-OUT-2012-100.",
             "LS-OUT-2012-100"

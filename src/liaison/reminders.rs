@@ -106,7 +106,7 @@ fn text(c: &Candidate, deadline: NaiveDate, today: NaiveDate) -> (String, String
     );
     let mut line = |label: &str, v: Option<&str>| {
         if let Some(v) = v {
-            body.push_str(&format!("{label:<11} {v}\n"));
+            body.push_str(&format!("{label:<11} {}\n", register::one_line(v)));
         }
     };
     line("Title:", Some(title));

@@ -255,6 +255,16 @@ fn out_statement(title: &str, deadline: Option<&str>) -> NewOutgoing {
 async fn numbers_are_consecutive_per_direction_and_year_and_once_per_message() {
     let env = Env::new().await;
     let now = ts(2012, 9, 1);
+    // A registration rolled back with the caller's transaction takes no number.
+    let raw = eml("001");
+    let id = env.archived(&raw).await;
+    let mut tx = env.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let r = register::register_incoming(&mut tx, &env.cfg, id, &raw, &expected("001"), now)
+        .await
+        .unwrap();
+    assert_eq!(r.number, "LS-IN-2012-001");
+    tx.rollback().await.unwrap();
+
     let a = env.fixture("001", now).await;
     let b = env.fixture("002", now).await;
     assert_eq!((a.number.as_str(), a.created), ("LS-IN-2012-001", true));
@@ -326,7 +336,7 @@ async fn numbers_are_consecutive_per_direction_and_year_and_once_per_message() {
     assert!(matches!(r, Err(register::Error::Invalid(_))), "{r:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_get_distinct_consecutive_numbers() {
     let env = Env::new().await;
     let base = eml("001");
@@ -481,6 +491,7 @@ async fn assign_and_close_record_events_with_the_actor() {
     let mut c = expected("001");
     c.source = Some("unknown".into());
     c.confidence = 0.3;
+    c.title = Some("LS on home networks\r\nBcc: someone@example.com".into());
     let r = env.register(&eml("001"), &c, now).await;
     let today = date("2012-09-02");
     assert_eq!(env.show(&r.number, today).await.statement.source, "unknown");
@@ -498,6 +509,15 @@ async fn assign_and_close_record_events_with_the_actor() {
         "{text}"
     );
     assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+    assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
+    assert!(
+        text.contains("Title:       LS on home networks Bcc: someone@example.com\r\n"),
+        "{text}"
+    );
+    assert!(
+        subject.ends_with("LS on home networks Bcc: someone@example.com"),
+        "{subject}"
+    );
 
     let mut conn = env.pool().acquire().await.unwrap();
     register::assign(&mut conn, &r.number, "itu-t-sg15", "alice")
