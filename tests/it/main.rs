@@ -10,6 +10,7 @@ mod daemon;
 mod daemon_servers;
 mod fixtures;
 mod import_formats;
+mod liaison_classify;
 mod liaison_register;
 mod list_daemon;
 mod list_pipeline;

@@ -1,0 +1,106 @@
+//! The liaison recogniser against the labelled set in `tests/fixtures/liaison`: field
+//! accuracy over every statement and look-alike, and robustness on the shared corpus.
+
+use std::path::{Path, PathBuf};
+
+use concord::liaison::classify::{Classification, classify};
+use concord::liaison::registry::Registry;
+use serde_json::{Value, json};
+
+const FIELDS: [&str; 11] = [
+    "is_liaison",
+    "source",
+    "from_subgroup",
+    "to",
+    "purpose",
+    "title",
+    "deadline",
+    "contacts",
+    "org_reference",
+    "in_response_to",
+    "attachments",
+];
+
+fn registry() -> Registry {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Registry::from_file(&root.join("config/organizations.toml")).expect("registry loads")
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liaison");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The eleven labelled fields of a classification, as the fixture JSON writes them.
+fn labelled(c: &Classification) -> Value {
+    let v = serde_json::to_value(c).expect("serialises");
+    let mut out = serde_json::Map::new();
+    for f in FIELDS {
+        out.insert(f.to_string(), v[f].clone());
+    }
+    Value::Object(out)
+}
+
+#[test]
+fn field_accuracy_on_the_labelled_set_is_at_least_95_percent() {
+    let reg = registry();
+    let mut total = 0usize;
+    let mut right = 0usize;
+    let mut per_field = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    let mut report = String::new();
+    let (mut statements, mut lookalikes) = (0, 0);
+    for eml in fixtures() {
+        let raw = std::fs::read(&eml).expect("read eml");
+        let want: Value = serde_json::from_slice(
+            &std::fs::read(eml.with_extension("json")).expect("expected json beside eml"),
+        )
+        .expect("json");
+        if want["is_liaison"] == json!(true) {
+            statements += 1;
+        } else {
+            lookalikes += 1;
+        }
+        let full = classify(&reg, "jca-sghn", &raw);
+        let got = labelled(&full);
+        if FIELDS.iter().any(|f| got[f] != want[f]) {
+            report.push_str(&format!("{}: signals {:?}\n", eml.display(), full.signals));
+        }
+        for f in FIELDS {
+            total += 1;
+            let e = per_field.entry(f).or_default();
+            e.1 += 1;
+            if got[f] == want[f] {
+                right += 1;
+                e.0 += 1;
+            } else {
+                report.push_str(&format!(
+                    "{} {f}: got {} want {}\n",
+                    eml.file_name().unwrap().to_string_lossy(),
+                    got[f],
+                    want[f]
+                ));
+            }
+        }
+    }
+    let accuracy = right as f64 / total as f64;
+    println!("{report}");
+    for (f, (r, t)) in &per_field {
+        println!("{f:>15}: {r}/{t}");
+    }
+    println!("field accuracy: {right}/{total} = {:.1}%", accuracy * 100.0);
+    assert!(
+        statements >= 40 && lookalikes >= 20,
+        "{statements} statements, {lookalikes} look-alikes"
+    );
+    assert!(
+        accuracy >= 0.95,
+        "field accuracy {:.1}% < 95%\n{report}",
+        accuracy * 100.0
+    );
+}
