@@ -152,6 +152,14 @@ impl Daemon {
             self.intake.routed.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(liaison_stage(
+            crate::liaison::stage::Stage::new(
+                bulk.clone(),
+                std::sync::Arc::new(self.config.clone()),
+            ),
+            self.intake.routed_liaison.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             lmtp = self.config.inbound.lmtp.is_some(),
             maildirs = self.config.inbound.maildir.len(),
@@ -248,6 +256,41 @@ async fn list_stage(
             (a, b, c) => {
                 let e = [a.err(), b.err(), c.err()].into_iter().flatten().next();
                 tracing::warn!(error = ?e, "list stage failed; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = routed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Runs the liaison stage: classifies and registers routed messages after each routed
+/// message (coalesced), and every 30 s and at start for anything left from before; sends
+/// due deadline reminders at start and every 10 minutes.
+async fn liaison_stage(
+    stage: crate::liaison::stage::Stage,
+    routed: std::sync::Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut last_reminders: Option<std::time::Instant> = None;
+    loop {
+        if last_reminders.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+            match stage.reminders().await {
+                Ok(_) => last_reminders = Some(std::time::Instant::now()),
+                Err(e) => tracing::warn!(error = %e, "liaison reminders failed; will retry"),
+            }
+        }
+        match stage.process_pending().await {
+            Ok(done) if done.len() == crate::liaison::stage::BATCH => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "liaison stage failed; will retry");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

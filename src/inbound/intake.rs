@@ -58,8 +58,10 @@ pub struct Intake {
     pub max_message_bytes: u64,
     /// Woken after each stored message, so the threader can run.
     pub stored: Arc<Notify>,
-    /// Woken after a message with a list or liaison route is stored.
+    /// Woken after a message with a list or liaison route is stored (the list stage).
     pub routed: Arc<Notify>,
+    /// The same, for the liaison stage (a [`Notify`] wakes one waiter).
+    pub routed_liaison: Arc<Notify>,
 }
 
 impl Intake {
@@ -70,6 +72,7 @@ impl Intake {
             max_message_bytes,
             stored: Arc::new(Notify::new()),
             routed: Arc::new(Notify::new()),
+            routed_liaison: Arc::new(Notify::new()),
         }
     }
 
@@ -165,6 +168,7 @@ impl Intake {
             self.stored.notify_one();
             if routed {
                 self.routed.notify_one();
+                self.routed_liaison.notify_one();
             }
         }
         Ok(Accepted {

@@ -16,3 +16,4 @@ pub mod register;
 pub mod registry;
 pub mod reminders;
 pub mod report;
+pub mod stage;

@@ -11,6 +11,7 @@ mod daemon_servers;
 mod fixtures;
 mod import_formats;
 mod liaison_classify;
+mod liaison_daemon;
 mod liaison_register;
 mod list_daemon;
 mod list_pipeline;

@@ -1,0 +1,161 @@
+//! The daemon's liaison stage: classifies every stored message that came to a liaison
+//! intake address or was posted to a list, registers the statements it recognises, and
+//! sends the deadline reminders that are due.
+//!
+//! It runs after intake has committed (as the list stage does), so classifying never
+//! delays an acknowledgement, and a crash between two messages only means the next run
+//! picks up where this one stopped: `ls_scanned` records each message once, in the same
+//! transaction as its register entry.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sqlx::SqlitePool;
+
+use super::classify::{Classification, classify};
+use super::register;
+use super::registry::Registry;
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Register(#[from] register::Error),
+    #[error("organization registry: {0}")]
+    Registry(#[from] super::registry::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What became of one message.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub message: i64,
+    pub intake: bool,
+    pub classification: Classification,
+    /// The register number, when it was registered.
+    pub number: Option<String>,
+}
+
+pub struct Stage {
+    pool: SqlitePool,
+    config: Arc<Config>,
+}
+
+/// How many messages one pass handles at most.
+pub const BATCH: usize = 200;
+
+impl Stage {
+    pub fn new(pool: SqlitePool, config: Arc<Config>) -> Self {
+        Self { pool, config }
+    }
+
+    /// Classifies and registers up to [`BATCH`] waiting messages.
+    pub async fn process_pending(&self) -> Result<Vec<Scanned>> {
+        let pending: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT d.message, MAX(d.route = 'liaison_intake')
+             FROM deliveries d JOIN messages m ON m.id = d.message
+             WHERE d.route IN ('liaison_intake', 'post') AND m.quarantine IS NULL
+               AND NOT EXISTS (SELECT 1 FROM ls_scanned s WHERE s.message = d.message)
+             GROUP BY d.message ORDER BY d.message LIMIT ?",
+        )
+        .bind(BATCH as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Loaded per pass, so aliases added with `concord orgs alias add` apply at once.
+        let registry = Registry::load(&self.config.liaison.organizations, &self.pool).await?;
+        let mut out = Vec::with_capacity(pending.len());
+        for (message, intake) in pending {
+            out.push(self.scan(&registry, message, intake != 0).await?);
+        }
+        if out.iter().any(|s| s.number.is_some()) {
+            crate::outbound::wake();
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, registry: &Registry, message: i64, intake: bool) -> Result<Scanned> {
+        let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM raw_messages WHERE id = ?")
+            .bind(message)
+            .fetch_one(&self.pool)
+            .await?;
+        let c = classify(registry, &self.config.liaison.self_org, &raw);
+        let now = Utc::now().timestamp();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let registered = if c.is_liaison {
+            Some(
+                register::register_incoming(&mut tx, &self.config.liaison, message, &raw, &c, now)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        sqlx::query(
+            "INSERT OR IGNORE INTO ls_scanned
+                 (message, is_liaison, statement, intake, confidence, signals, scanned_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message)
+        .bind(c.is_liaison)
+        .bind(registered.as_ref().map(|r| r.id))
+        .bind(intake)
+        .bind(c.confidence)
+        .bind(serde_json::to_string(&c.signals).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = ? WHERE message = ? AND route = 'liaison_intake'
+               AND state = 'new'",
+        )
+        .bind(if c.is_liaison {
+            "registered"
+        } else {
+            "not-a-statement"
+        })
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        match &registered {
+            Some(r) if r.created => tracing::info!(
+                message,
+                number = %r.number,
+                source = c.source.as_deref().unwrap_or("unknown"),
+                title = c.title.as_deref().unwrap_or(""),
+                confidence = c.confidence,
+                "liaison statement registered"
+            ),
+            Some(_) => {}
+            // Mail sent to the intake address on purpose deserves a word when it is not
+            // taken for a statement; list discussion does not.
+            None if intake => tracing::warn!(
+                message,
+                signals = ?c.signals,
+                "mail to the liaison intake address is not a liaison statement; not registered"
+            ),
+            None => tracing::debug!(message, signals = ?c.signals, "not a liaison statement"),
+        }
+        Ok(Scanned {
+            message,
+            intake,
+            number: registered.map(|r| r.number),
+            classification: c,
+        })
+    }
+
+    /// Queues the deadline reminders due now.
+    pub async fn reminders(&self) -> Result<usize> {
+        let n = super::reminders::send_due(&self.pool, &self.config, Utc::now()).await?;
+        if n > 0 {
+            crate::outbound::wake();
+            tracing::info!(reminders = n, "liaison deadline reminders queued");
+        }
+        Ok(n)
+    }
+}
