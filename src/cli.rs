@@ -210,6 +210,17 @@ enum LsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Look for statements in archived mail never scanned (after `concord import`) and
+    /// register them; --dry-run only lists what would be registered
+    Scan {
+        /// Only messages archived for this list
+        #[arg(long)]
+        list: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// What concord reads from a message: whether it is a statement, and its fields
     Classify {
         /// One message (.eml)
@@ -1596,6 +1607,80 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
                 for p in &paths {
                     eprintln!("wrote {}", p.display());
                 }
+            }
+        }
+        LsCmd::Scan {
+            list,
+            dry_run,
+            json,
+        } => {
+            let reg = Registry::load(&config.liaison.organizations, pool).await?;
+            let stage = concord::liaison::stage::Stage::new(
+                pool.clone(),
+                std::sync::Arc::new(config.clone()),
+            );
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM messages m WHERE m.quarantine IS NULL
+                   AND (? IS NULL OR m.list = ?)
+                   AND NOT EXISTS (SELECT 1 FROM ls_scanned s WHERE s.message = m.id)",
+            )
+            .bind(list.as_deref())
+            .bind(list.as_deref())
+            .fetch_one(pool)
+            .await?;
+            let bar = if std::io::stderr().is_terminal() {
+                indicatif::ProgressBar::new(total.max(0) as u64)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let (mut scanned, mut found) = (0usize, Vec::new());
+            let mut after = 0;
+            loop {
+                let (batch, last) = stage
+                    .scan_archive(&reg, list.as_deref(), after, 500, dry_run)
+                    .await?;
+                let Some(last) = last else { break };
+                after = last;
+                scanned += batch.len();
+                bar.inc(batch.len() as u64);
+                found.extend(batch.into_iter().filter(|s| s.classification.is_liaison));
+            }
+            bar.finish_and_clear();
+            let rows: Vec<serde_json::Value> = found
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "message": s.message,
+                        "number": s.number,
+                        "source": s.classification.source,
+                        "title": s.classification.title,
+                        "purpose": s.classification.purpose,
+                        "deadline": s.classification.deadline,
+                        "confidence": s.classification.confidence,
+                    })
+                })
+                .collect();
+            if json {
+                print_json(&serde_json::json!({
+                    "scanned": scanned,
+                    "statements": rows,
+                    "dry_run": dry_run,
+                }))?;
+            } else {
+                for s in &found {
+                    let c = &s.classification;
+                    println!(
+                        "{:<16} {:<14} {}",
+                        s.number.as_deref().unwrap_or(if dry_run { "(dry run)" } else { "-" }),
+                        c.source.as_deref().unwrap_or("unknown"),
+                        c.title.as_deref().unwrap_or("")
+                    );
+                }
+                println!(
+                    "{scanned} messages scanned, {} statements {}",
+                    found.len(),
+                    if dry_run { "found (nothing registered)" } else { "registered" }
+                );
             }
         }
         LsCmd::Classify { file, json } => {

@@ -79,6 +79,52 @@ impl Stage {
         Ok(out)
     }
 
+    /// Classifies up to `limit` archived messages that were never scanned (an imported
+    /// archive, say), oldest first, optionally only those of one list; registers the
+    /// statements unless `dry_run`. Returns what it found and the id of the last message
+    /// looked at, to continue from (`after`).
+    pub async fn scan_archive(
+        &self,
+        registry: &Registry,
+        list: Option<&str>,
+        after: i64,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<(Vec<Scanned>, Option<i64>)> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.id FROM messages m
+             WHERE m.id > ? AND m.quarantine IS NULL AND (? IS NULL OR m.list = ?)
+               AND NOT EXISTS (SELECT 1 FROM ls_scanned s WHERE s.message = m.id)
+             ORDER BY m.id LIMIT ?",
+        )
+        .bind(after)
+        .bind(list)
+        .bind(list)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let last = ids.last().copied();
+        let mut out = Vec::with_capacity(ids.len());
+        for message in ids {
+            if dry_run {
+                let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM raw_messages WHERE id = ?")
+                    .bind(message)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let c = classify(registry, &self.config.liaison.self_org, &raw);
+                out.push(Scanned {
+                    message,
+                    intake: false,
+                    classification: c,
+                    number: None,
+                });
+            } else {
+                out.push(self.scan(registry, message, false).await?);
+            }
+        }
+        Ok((out, last))
+    }
+
     async fn scan(&self, registry: &Registry, message: i64, intake: bool) -> Result<Scanned> {
         let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM raw_messages WHERE id = ?")
             .bind(message)

@@ -104,3 +104,69 @@ fn field_accuracy_on_the_labelled_set_is_at_least_95_percent() {
         accuracy * 100.0
     );
 }
+
+/// `concord import` of the labelled set, then `concord ls scan`: every statement, and
+/// nothing else, is registered with the source, title and deadline its JSON gives; a
+/// second scan finds nothing new.
+#[test]
+fn an_imported_archive_is_scanned_into_the_register() {
+    use std::process::Command;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("concord.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"sqlite://{}/concord.db\"\n[log]\nlevel = \"warn\"\n[liaison]\norganizations = \"{}\"\n",
+            dir.path().display(),
+            root.join("config/organizations.toml").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "concord {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let set = root.join("tests/fixtures/liaison");
+    run(&["import", "--list", "jca-sghn", set.to_str().unwrap()]);
+    let dry: Value = serde_json::from_slice(&run(&["ls", "scan", "--dry-run", "--json"])).unwrap();
+    assert_eq!(dry["scanned"], json!(91));
+    assert_eq!(dry["statements"].as_array().unwrap().len(), 62);
+    assert!(dry["statements"].as_array().unwrap().iter().all(|s| s["number"].is_null()));
+
+    let scan: Value = serde_json::from_slice(&run(&["ls", "scan", "--json"])).unwrap();
+    assert_eq!(scan["scanned"], json!(91), "a dry run records nothing");
+    let found = scan["statements"].as_array().unwrap();
+    assert_eq!(found.len(), 62);
+    let list: Value = serde_json::from_slice(&run(&["ls", "list", "--json"])).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 62);
+    let mut titles = std::collections::BTreeMap::new();
+    for eml in fixtures() {
+        let want: Value =
+            serde_json::from_slice(&std::fs::read(eml.with_extension("json")).unwrap()).unwrap();
+        if want["is_liaison"] == json!(true) {
+            titles.insert(want["title"].as_str().unwrap().to_string(), want);
+        }
+    }
+    for s in list {
+        let want = titles
+            .get(s["title"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("registered a statement with an unexpected title: {s}"));
+        assert_eq!(s["source"], want["source"], "{s}");
+        assert_eq!(s["deadline"], want["deadline"], "{s}");
+        assert!(s["number"].as_str().unwrap().starts_with("LS-IN-2012-"), "{s}");
+    }
+    let again: Value = serde_json::from_slice(&run(&["ls", "scan", "--json"])).unwrap();
+    assert_eq!(again["scanned"], json!(0));
+}
