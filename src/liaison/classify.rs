@@ -319,6 +319,13 @@ static FROM_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:liaison(?:\s+statement)?|LS|reply|response)\s+(?:\S+\s+){0,3}?from\s+(?:the\s+)?([^\n]{3,80})")
         .expect("from phrase")
 });
+static MARKER_TO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*LIAISON\s+STATEMENT(?:\s+FROM\s+.+?)?\s+TO\s+(.+?)\s*$")
+        .expect("marker pattern")
+});
+static COPY_TO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\(\s*copy\s+(?:for\s+information\s+)?to\s+([^)]+)\)").expect("copy pattern")
+});
 static ACTIONS_TO: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)^\s*to\s+(.+?)\s*[:.]?\s*$").expect("actions to pattern"));
 static SECTION: LazyLock<Regex> =
@@ -332,7 +339,7 @@ static BY_DATE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static REPLY_WORDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(?:reply|replies|response|respond|comments?|feedback|answer|confirm\w*|input)\b",
+        r"(?i)\b(?:reply|replies|response|respond|comments?|feedback|answer|confirm\w*|input|views?|receiv\w*|opinions?|reactions?)\b",
     )
     .expect("reply words")
 });
@@ -543,7 +550,7 @@ impl Recogniser<'_, '_> {
 
         let deadline = self.deadline(&fields, &text);
         let contacts = contacts(&fields, &lines);
-        let org_reference = self.reference(&fields, &text, &source_id);
+        let org_reference = self.reference(&fields, &lines, &text, &source_id);
         let in_response_to = self.in_response_to(&fields, &text, &subject, title.as_deref());
 
         let mut confidence: f32 = if template { 0.55 } else { 0.45 };
@@ -648,6 +655,10 @@ impl Recogniser<'_, '_> {
     /// Every text part (plain preferred to HTML), text files attached, in message order,
     /// without quoted replies, with forwarded header blocks removed.
     fn text(&self) -> String {
+        let subject = self.msg.subject().unwrap_or("").trim_start().to_lowercase();
+        let forward = ["fwd:", "fw:", "tr:", "wg:", "rv:", "i:", "fwd ", "[fwd"]
+            .iter()
+            .any(|p| subject.starts_with(p));
         let mut out = String::new();
         let mut take = |part: &mail_parser::MessagePart| {
             let t = match &part.body {
@@ -661,7 +672,7 @@ impl Recogniser<'_, '_> {
                 PartType::Html(h) => html_text(h),
                 _ => return,
             };
-            out.push_str(&unquote(&t));
+            out.push_str(&unquote(&t, forward));
             out.push('\n');
         };
         for &i in &self.msg.text_body {
@@ -699,7 +710,25 @@ impl Recogniser<'_, '_> {
                 "Reply to",
                 "Reply ",
             ];
-            if starts.iter().any(|s| t.starts_with(s)) {
+            // ... or the words before it call it one ("our liaison statement « ... »").
+            let whole = c.get(0).map(|m| m.start()).unwrap_or(0);
+            let from = (whole.saturating_sub(60)..=whole)
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(whole);
+            let before = text[from..whole].to_lowercase();
+            let named = [
+                "liaison",
+                "ls ",
+                "entitled",
+                "titled",
+                "intitulé",
+                "titulad",
+                "betitelt",
+                "intitolat",
+            ]
+            .iter()
+            .any(|w| before.contains(w));
+            if starts.iter().any(|s| t.starts_with(s)) || named {
                 return Some(t);
             }
         }
@@ -911,6 +940,37 @@ impl Recogniser<'_, '_> {
                 }
             }
         }
+        // "LIAISON STATEMENT FROM CISPR/I TO ITU-T JCA-SG&HN" and "(copy for information
+        // to ...)" name the destinations when no field does.
+        if !fields.iter().any(|f| {
+            matches!(
+                f.key,
+                Key::To | Key::ForAction | Key::ForComment | Key::ForInformation
+            )
+        }) {
+            for l in lines {
+                let Some(c) = MARKER_TO.captures(l) else {
+                    continue;
+                };
+                for item in items(&[c[1].to_string()]) {
+                    for r in self.resolve_all(&item) {
+                        let p = per_org
+                            .iter()
+                            .find(|(o, _)| *o == r.org)
+                            .map(|(_, p)| *p)
+                            .or(default)
+                            .unwrap_or(Purpose::Information);
+                        push(r.org, p);
+                    }
+                }
+                break;
+            }
+            for c in COPY_TO.captures_iter(&lines.join("\n")) {
+                for r in self.resolve_all(&c[1]) {
+                    push(r.org, Purpose::Information);
+                }
+            }
+        }
         if !saw_to {
             for (org, p) in per_org {
                 push(org, p);
@@ -1036,9 +1096,12 @@ impl Recogniser<'_, '_> {
             } else {
                 Purpose::Information
             };
-            let sentence_start = stripped[..whole.start()]
-                .rfind(['.', '\n'])
-                .map(|i| i + 1)
+            // The sentence (which may wrap over lines) up to the purpose.
+            let head = &stripped[..whole.start()];
+            let sentence_start = [". ", ".\n", "\n\n", ":\n"]
+                .iter()
+                .filter_map(|b| head.rfind(b).map(|i| i + b.len()))
+                .max()
                 .unwrap_or(0);
             let from = prev_end.max(sentence_start);
             let window = &stripped[from..whole.start()];
@@ -1117,7 +1180,14 @@ impl Recogniser<'_, '_> {
         None
     }
 
-    fn reference(&self, fields: &[Field], text: &str, source: &str) -> Option<String> {
+    fn reference(
+        &self,
+        fields: &[Field],
+        lines: &[&str],
+        text: &str,
+        source: &str,
+    ) -> Option<String> {
+        let iso = matches!(source, "iso" | "iso-iec-jtc1");
         if let Some(f) = fields.iter().find(|f| f.key == Key::IetfPage) {
             return Some(f.values[0].trim().to_string());
         }
@@ -1126,6 +1196,10 @@ impl Recogniser<'_, '_> {
         }
         if let Some(f) = fields.iter().find(|f| f.key == Key::Reference) {
             let v = f.values[0].split("  ").next().unwrap_or("").trim();
+            if iso && let Some(c) = ISO_N.captures(v) {
+                // "ISO/IEC JTC 1/WG 7 N 215": the committee prefix is dropped.
+                return Some(format!("N {}", &c[1]));
+            }
             if !v.is_empty() && !none_like(v) {
                 return Some(collapse(v));
             }
@@ -1138,17 +1212,33 @@ impl Recogniser<'_, '_> {
             let ls = SG_LS
                 .find(text)
                 .map(|m| (m.start(), m.as_str().to_string()));
-            return match (td, ls) {
+            let found = match (td, ls) {
                 (Some(a), Some(b)) => Some(if a.0 <= b.0 { a.1 } else { b.1 }),
                 (a, b) => a.or(b).map(|x| x.1),
             };
+            if found.is_some() {
+                return found;
+            }
         }
-        match source {
+        let found = match source {
             "3gpp" => TDOC_3GPP.find(text).map(|m| m.as_str().to_string()),
             "ieee" => IEEE_DOC.find(text).map(|m| collapse(m.as_str())),
-            "iso" | "iso-iec-jtc1" => ISO_N.captures(text).map(|c| format!("N {}", &c[1])),
+            _ if iso => ISO_N.captures(text).map(|c| format!("N {}", &c[1])),
             _ => None,
+        };
+        if found.is_some() {
+            return found;
         }
+        // A document number standing alone in the letterhead, or in its right-hand column
+        // ("ETSI TC ERM        ERM(12)46_112r1").
+        let first_field = fields.first().map(|f| f.line).unwrap_or(lines.len());
+        lines[..first_field].iter().find_map(|l| {
+            l.split(['\t'])
+                .flat_map(|c| c.split("  "))
+                .map(str::trim)
+                .find(|c| doc_number(c))
+                .map(str::to_string)
+        })
     }
 
     fn in_response_to(
@@ -1455,6 +1545,20 @@ fn contact_entries(block: &[String]) -> Vec<Contact> {
         .collect()
 }
 
+/// A token that reads as a document number: letters and digits with separators, no
+/// spaces, not a date or an address.
+fn doc_number(t: &str) -> bool {
+    (5..=40).contains(&t.len())
+        && !t.contains([' ', '@', ','])
+        && !t.starts_with("http")
+        && t.chars().any(|c| c.is_ascii_digit())
+        && t.chars().any(|c| c.is_ascii_alphabetic())
+        && t.chars().any(|c| "/()_-".contains(c))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/()_-.".contains(c))
+        && find_date(t).is_none()
+}
+
 fn has_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         let before = text[..i].chars().next_back();
@@ -1466,7 +1570,7 @@ fn has_word(text: &str, word: &str) -> bool {
 /// Removes quoted replies: lines starting with `>`, and everything after an
 /// "Original Message" separator or an "On ... wrote:" attribution line. Header blocks
 /// of forwarded messages are dropped, their content kept.
-fn unquote(text: &str) -> String {
+fn unquote(text: &str, forward: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut skipping_headers = false;
     for line in text.lines() {
@@ -1483,17 +1587,19 @@ fn unquote(text: &str) -> String {
         }
         let dashed = lower.trim_matches(|c: char| c == '-' || c == ' ' || c == '_');
         if lower.starts_with("---") || lower.starts_with("___") {
-            if [
+            let original = [
                 "original message",
                 "mensaje original",
                 "message d'origine",
                 "ursprüngliche nachricht",
             ]
-            .contains(&dashed)
-            {
+            .contains(&dashed);
+            // Some mail programs head a forwarded message "Original Message" too; in a
+            // forward (subject "Fwd:") its content is what was forwarded.
+            if original && !forward {
                 break;
             }
-            if dashed == "forwarded message" || dashed == "message transféré" {
+            if original || dashed == "forwarded message" || dashed == "message transféré" {
                 skipping_headers = true;
                 continue;
             }
@@ -1536,6 +1642,7 @@ fn html_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
     let mut pending_space = false;
+    let mut in_cell = false;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('<') {
             let end = after.find('>').map(|i| i + 1).unwrap_or(after.len());
@@ -1557,6 +1664,12 @@ fn html_text(html: &str) -> String {
                 continue;
             }
             match name.as_str() {
+                // A line break inside a table cell continues the cell's value: indented,
+                // as a template's continuation line is.
+                "br" if in_cell => {
+                    out.push_str("\n\t");
+                    pending_space = false;
+                }
                 "br" | "p" | "div" | "tr" | "hr" | "li" | "table" | "h1" | "h2" | "h3" | "h4"
                 | "h5" | "h6" | "blockquote" | "pre" => {
                     out.push('\n');
@@ -1564,8 +1677,10 @@ fn html_text(html: &str) -> String {
                 }
                 "td" | "th" if closing => {
                     out.push('\t');
+                    in_cell = false;
                     pending_space = false;
                 }
+                "td" | "th" => in_cell = true,
                 _ => {}
             }
             continue;
@@ -1589,7 +1704,7 @@ fn html_text(html: &str) -> String {
         }
     }
     out.lines()
-        .map(|l| l.trim_matches(' '))
+        .map(|l| l.trim_end_matches([' ', '\t']).trim_start_matches(' '))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -1725,7 +1840,7 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
     names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
     let m = names.join("|");
     Regex::new(&format!(
-        r"(?i)\b(?:(?P<iy>\d{{4}})-(?P<im>\d{{1,2}})-(?P<id>\d{{1,2}})\b|(?P<dd>\d{{1,2}})(?:st|nd|rd|th|er)?[ \-](?:de\s+)?(?P<dm>{m})\.?,?[ \-](?:de\s+)?(?P<dy>\d{{4}})\b|(?P<mm>{m})\.?\s+(?P<md>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<my>\d{{4}})\b|(?P<na>\d{{1,2}})(?P<sep>[./])(?P<nb>\d{{1,2}})[./](?P<ny>\d{{4}})\b|(?P<jy>\d{{4}})年\s?(?P<jm>\d{{1,2}})月\s?(?P<jd>\d{{1,2}})日)"
+        r"(?i)\b(?:(?P<iy>\d{{4}})[-/](?P<im>\d{{1,2}})[-/](?P<id>\d{{1,2}})\b|(?P<dd>\d{{1,2}})(?:st|nd|rd|th|er)?[ \-](?:de\s+|of\s+)?(?P<dm>{m})\.?,?[ \-](?:de\s+)?(?P<dy>\d{{4}})\b|(?P<mm>{m})\.?\s+(?P<md>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<my>\d{{4}})\b|(?P<na>\d{{1,2}})(?P<sep>[./])(?P<nb>\d{{1,2}})[./](?P<ny>\d{{4}})\b|(?P<jy>\d{{4}})年\s?(?P<jm>\d{{1,2}})月\s?(?P<jd>\d{{1,2}})日)"
     ))
     .expect("date pattern")
 });
