@@ -1962,11 +1962,20 @@ mod tests {
 
     #[test]
     fn quotes_and_forwards() {
-        let t = unquote("new text\n> quoted\nmore\nOn 1 May 2012, A wrote:\nold\n");
+        let t = unquote(
+            "new text\n> quoted\nmore\nOn 1 May 2012, A wrote:\nold\n",
+            false,
+        );
         assert_eq!(t, "new text\nmore\n");
-        let t =
-            unquote("note\n---------- Forwarded message ----------\nFrom: a@b\nTo: c@d\n\nbody\n");
+        let t = unquote(
+            "note\n---------- Forwarded message ----------\nFrom: a@b\nTo: c@d\n\nbody\n",
+            false,
+        );
         assert_eq!(t, "note\nbody\n");
+        // "Original Message" ends a reply's new text, but heads the content of a forward.
+        let raw = "note\n-------- Original Message --------\nSubject: x\nFrom: a@b\n\nbody\n";
+        assert_eq!(unquote(raw, false), "note\n");
+        assert_eq!(unquote(raw, true), "note\nbody\n");
     }
 
     #[test]
