@@ -25,6 +25,8 @@ pub enum Error {
     Register(#[from] register::Error),
     #[error("organization registry: {0}")]
     Registry(#[from] super::registry::Error),
+    #[error("liaison submission: {0}")]
+    Submit(#[from] super::submit::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -132,12 +134,24 @@ impl Stage {
             .await?;
         let c = classify(registry, &self.config.liaison.self_org, &raw);
         let now = Utc::now().timestamp();
+        let mut c = c;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let registered = if c.is_liaison {
-            Some(
-                register::register_incoming(&mut tx, &self.config.liaison, message, &raw, &c, now)
-                    .await?,
-            )
+            let cfg = &self.config.liaison;
+            match register::register_incoming(&mut tx, cfg, message, &raw, &c, now).await {
+                Ok(r) => Some(r),
+                // The database may come back: the message is retried on the next pass.
+                Err(e @ (register::Error::Db(_) | register::Error::Io { .. })) => {
+                    return Err(e.into());
+                }
+                // Something in this message the register refuses: record why and go on,
+                // so that one message never holds up the ones behind it.
+                Err(e) => {
+                    tracing::error!(message, error = %e, "liaison statement not registered");
+                    c.signals.push(format!("not-registered: {e}"));
+                    None
+                }
+            }
         } else {
             None
         };
@@ -193,6 +207,13 @@ impl Stage {
             number: registered.map(|r| r.number),
             classification: c,
         })
+    }
+
+    /// Handles the mail that came to the submission address (statements conveners issue,
+    /// and their confirmations; src/liaison/submit.rs) and expires unconfirmed ones.
+    pub async fn process_submissions(&self) -> Result<usize> {
+        let now = Utc::now().timestamp();
+        Ok(super::submit::process_pending(&self.pool, &self.config, now).await?)
     }
 
     /// Queues the deadline reminders due now.

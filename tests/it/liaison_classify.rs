@@ -201,3 +201,82 @@ fn an_imported_archive_is_scanned_into_the_register() {
     let again: Value = serde_json::from_slice(&run(&["ls", "scan", "--json"])).unwrap();
     assert_eq!(again["scanned"], json!(0));
 }
+
+/// Real list mail written by others (the shared corpus: patches, discussion, bounces,
+/// broken MIME): read without a panic, and none of it taken for a liaison statement.
+#[test]
+fn corpus_mail_is_not_taken_for_statements() {
+    use concord::archive::mbox::{Flavor, Item, Reader};
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let reg = registry();
+    let mut files = Vec::new();
+    walk(&crate::common::corpus(), &mut files);
+    files.sort();
+    let (mut n, mut taken) = (0usize, Vec::new());
+    for f in files {
+        let mut messages = Vec::new();
+        match f.extension().and_then(|e| e.to_str()) {
+            Some("eml") => messages.push(std::fs::read(&f).unwrap()),
+            Some("mbox") => {
+                let r = Reader::new(
+                    std::io::BufReader::new(std::fs::File::open(&f).unwrap()),
+                    Flavor::Mboxrd,
+                );
+                for item in r {
+                    if let Item::Message(m) | Item::Truncated(m, _) = item {
+                        messages.push(m);
+                    }
+                }
+            }
+            _ => continue,
+        }
+        for m in messages {
+            n += 1;
+            let c = classify(&reg, "jca-sghn", &m);
+            if c.is_liaison {
+                taken.push(format!("{} ({:?})", f.display(), c.title));
+            }
+        }
+    }
+    assert!(n > 3000, "only {n} corpus messages read");
+    assert!(taken.is_empty(), "taken for statements: {taken:#?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+    /// Truncated, spliced and corrupted statements never make the recogniser panic.
+    #[test]
+    fn damaged_statements_never_panic(
+        pick in 0usize..1000,
+        cut in 0usize..100_000,
+        flips in proptest::collection::vec((0usize..100_000, proptest::prelude::any::<u8>()), 0..20),
+    ) {
+        let all = fixtures();
+        let mut raw = std::fs::read(&all[pick % all.len()]).unwrap();
+        raw.truncate(cut % (raw.len() + 1));
+        for (at, byte) in flips {
+            if !raw.is_empty() {
+                let i = at % raw.len();
+                raw[i] = byte;
+            }
+        }
+        let c = classify(&registry(), "jca-sghn", &raw);
+        proptest::prop_assert!(c.confidence >= 0.0 && c.confidence <= 1.0);
+    }
+
+    /// Arbitrary bytes are never a statement and never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+        let c = classify(&registry(), "jca-sghn", &raw);
+        proptest::prop_assert!(!c.is_liaison || c.title.is_some());
+    }
+}
