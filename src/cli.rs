@@ -422,6 +422,15 @@ fn init_logging(config: &Config, arg: Option<LogArg>) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // `concord ls list | head`: a reader that stops early ends the listing quietly, as
+        // for any Unix tool, instead of a "broken pipe" panic. The daemon keeps the signal
+        // ignored (its sockets report EPIPE as an error instead).
+        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
