@@ -270,8 +270,9 @@ async fn list_stage(
     }
 }
 
-/// Runs the liaison stage: classifies and registers routed messages after each routed
-/// message (coalesced), and every 30 s and at start for anything left from before; sends
+/// Runs the liaison stage: classifies and registers routed messages, and handles mail to
+/// the submission address, after each routed message (coalesced), and every 30 s and at
+/// start for anything left from before; sends
 /// due deadline reminders at start and every 10 minutes.
 async fn liaison_stage(
     stage: crate::liaison::stage::Stage,
@@ -285,6 +286,9 @@ async fn liaison_stage(
                 Ok(_) => last_reminders = Some(std::time::Instant::now()),
                 Err(e) => tracing::warn!(error = %e, "liaison reminders failed; will retry"),
             }
+        }
+        if let Err(e) = stage.process_submissions().await {
+            tracing::warn!(error = %e, "liaison submissions failed; will retry");
         }
         match stage.process_pending().await {
             Ok(done) if done.len() == crate::liaison::stage::BATCH => continue,

@@ -228,7 +228,47 @@ enum LsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Issue one of our statements: number it, register it and queue one message per
+    /// destination organization (to its liaison contacts, the list and the conveners)
+    Send {
+        #[arg(long)]
+        title: String,
+        /// A destination and what is asked of it, "ORG:action|comment|information" (ORG by
+        /// id, name or alias); repeat for each
+        #[arg(long = "to", value_name = "ORG:PURPOSE", required = true)]
+        to: Vec<String>,
+        /// Reply deadline (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        deadline: Option<String>,
+        /// Contact person, "Name <addr>"; repeat for more
+        #[arg(long, value_name = "CONTACT")]
+        contact: Vec<String>,
+        /// File holding the statement's text
+        #[arg(long, value_name = "FILE")]
+        body: PathBuf,
+        /// A document to attach (sent byte for byte); repeat for more
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<PathBuf>,
+        /// The incoming statement it answers: our number, its Message-ID or their reference
+        #[arg(long, value_name = "N")]
+        in_response_to: Option<String>,
+        /// The list copied (default: the first configured)
+        #[arg(long)]
+        list: Option<String>,
+        /// Print every message exactly as it would be sent; number and send nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statements submitted by mail or with `ls send`: who, how authenticated, what became
+    /// of each
+    Submissions {
+        #[arg(long)]
+        json: bool,
+    },
 }
+
 
 #[derive(Subcommand)]
 enum MembersCmd {
@@ -1419,6 +1459,122 @@ fn day(ts: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// `concord ls send` (src/liaison/submit.rs, src/liaison/issue.rs).
+#[allow(clippy::too_many_arguments)]
+async fn ls_send(
+    pool: &concord::db::SqlitePool,
+    config: &Config,
+    title: String,
+    to: Vec<String>,
+    deadline: Option<String>,
+    contacts: Vec<String>,
+    body: PathBuf,
+    attach: Vec<PathBuf>,
+    in_response_to: Option<String>,
+    list: Option<String>,
+    dry_run: bool,
+    json: bool,
+) -> Result<u8> {
+    use concord::liaison::{register::NewAttachment, submit};
+    let text =
+        std::fs::read_to_string(&body).with_context(|| format!("reading {}", body.display()))?;
+    let mut attachments = Vec::new();
+    for p in &attach {
+        let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let filename = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        attachments.push(NewAttachment {
+            content_type: submit::content_type_for(&filename).into(),
+            filename,
+            data,
+        });
+    }
+    let req = submit::SendRequest {
+        title,
+        to,
+        deadline,
+        contacts,
+        body: text,
+        attachments,
+        in_response_to,
+        list,
+        dry_run,
+        actor: cli_actor(),
+    };
+    let sent = match submit::send(pool, config, req, chrono::Utc::now().timestamp()).await {
+        Ok(s) => s,
+        Err(submit::Error::Invalid(errors)) => {
+            return Err(exit(2, format!("not sent: {}", errors.join("; "))));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        print_json(&sent)?;
+    } else if dry_run {
+        let mut out = std::io::stdout().lock();
+        for m in &sent.messages {
+            writeln!(
+                out,
+                "X-Concord-Envelope-From: <{}>\nX-Concord-Envelope-To: {}",
+                m.envelope_from,
+                m.recipients.join(", ")
+            )?;
+            out.write_all(&m.raw)?;
+            writeln!(out)?;
+        }
+        eprintln!(
+            "dry run: {} messages; the statement would be {} (nothing was numbered or queued)",
+            sent.messages.len(),
+            sent.number
+        );
+    } else {
+        println!("{}", sent.number);
+        for m in &sent.messages {
+            println!(
+                "  {} ({}): {}",
+                m.org,
+                m.purpose.as_str(),
+                m.recipients.join(", ")
+            );
+        }
+        eprintln!(
+            "queued {} messages; the daemon sends them",
+            sent.messages.len()
+        );
+    }
+    Ok(0)
+}
+
+/// `concord ls submissions`.
+async fn ls_submissions(pool: &concord::db::SqlitePool, json: bool) -> Result<u8> {
+    let rows = concord::liaison::submit::list(pool).await?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        for s in &rows {
+            println!(
+                "{:>4} {}  {:<4} {:<11} {:<9} {:<9} {:<16} {:<28} {}",
+                s.id,
+                when(Some(s.received_at)),
+                s.via,
+                s.role,
+                s.dkim,
+                s.state,
+                s.number.as_deref().unwrap_or("-"),
+                s.sender.as_deref().unwrap_or("-"),
+                s.title.as_deref().unwrap_or("(no title)")
+            );
+            if let Some(r) = &s.reason {
+                println!("       {r}");
+            }
+        }
+        eprintln!("{} submissions", rows.len());
+    }
+    Ok(0)
+}
+
 /// `concord ls ...`: the register (src/liaison/register.rs) and the classifier
 /// (src/liaison/classify.rs).
 async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd) -> Result<u8> {
@@ -1692,6 +1848,35 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
                 );
             }
         }
+        LsCmd::Send {
+            title,
+            to,
+            deadline,
+            contact,
+            body,
+            attach,
+            in_response_to,
+            list,
+            dry_run,
+            json,
+        } => {
+            return ls_send(
+                pool,
+                config,
+                title,
+                to,
+                deadline,
+                contact,
+                body,
+                attach,
+                in_response_to,
+                list,
+                dry_run,
+                json,
+            )
+            .await;
+        }
+        LsCmd::Submissions { json } => return ls_submissions(pool, json).await,
         LsCmd::Classify { file, json } => {
             let raw =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

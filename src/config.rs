@@ -51,6 +51,8 @@ pub struct Config {
     /// The SMTP relay used when `[outbound] transport = "smtp"`.
     pub smtp: Option<Smtp>,
     pub dmarc: Dmarc,
+    /// DKIM keys answered without DNS when `[dmarc] resolver = "static"`.
+    pub dkim: Dkim,
     /// Folder with replacement texts for the list's messages (welcome.txt, goodbye.txt,
     /// help.txt); `{list}`, `{address}`, `{description}`, `{request}`, `{owner}` are
     /// replaced.
@@ -304,6 +306,16 @@ pub struct Dmarc {
     pub table: std::collections::BTreeMap<String, String>,
 }
 
+/// DKIM public keys (RFC 6376 section 3.6.2.2) for the resolver `[dmarc] resolver =
+/// "static"` chooses: `"selector._domainkey.domain" = "v=DKIM1; k=ed25519; p=..."`. With
+/// the system resolver they are ignored and DNS is asked.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim {
+    #[serde(rename = "static")]
+    pub table: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DmarcResolver {
@@ -335,6 +347,40 @@ pub struct Liaison {
     pub reminder_days: Vec<u32>,
     /// Once a deadline has passed, a reminder every this many days.
     pub overdue_every_days: u32,
+    /// How a statement submitted by mail is authenticated before it is issued
+    /// (src/liaison/submit.rs).
+    pub ls_submit_auth: SubmitAuth,
+    /// Addresses that may submit statements besides the lists' conveners.
+    pub secretariat: Vec<String>,
+    /// Days a submission's confirmation token stays valid.
+    pub submit_token_days: u32,
+}
+
+/// `[liaison] ls_submit_auth`: what a submission needs before it is issued.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum SubmitAuth {
+    /// A DKIM signature aligned with the From domain issues at once; without one the
+    /// registered address must confirm.
+    #[serde(rename = "dkim")]
+    Dkim,
+    /// The registered address confirms every submission.
+    #[serde(rename = "confirm")]
+    Confirm,
+    /// Both: an aligned DKIM signature, then confirmation; a submission without the
+    /// signature is refused and its registered address told.
+    #[default]
+    #[serde(rename = "dkim+confirm")]
+    DkimConfirm,
+}
+
+impl SubmitAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmitAuth::Dkim => "dkim",
+            SubmitAuth::Confirm => "confirm",
+            SubmitAuth::DkimConfirm => "dkim+confirm",
+        }
+    }
 }
 
 impl Default for Liaison {
@@ -348,6 +394,9 @@ impl Default for Liaison {
             conveners_notify: Vec::new(),
             reminder_days: vec![14, 7, 3, 1, 0],
             overdue_every_days: 7,
+            ls_submit_auth: SubmitAuth::DkimConfirm,
+            secretariat: Vec::new(),
+            submit_token_days: 7,
         }
     }
 }
@@ -554,6 +603,7 @@ impl Default for Config {
             outbound: Outbound::default(),
             smtp: None,
             dmarc: Dmarc::default(),
+            dkim: Dkim::default(),
             templates: None,
         }
     }
@@ -700,6 +750,18 @@ impl Config {
         }
         if self.liaison.self_org.trim().is_empty() {
             return Err(Error::Invalid("[liaison] self_org is empty".into()));
+        }
+        if self.liaison.submit_token_days == 0 {
+            return Err(Error::Invalid(
+                "[liaison] submit_token_days must be at least 1".into(),
+            ));
+        }
+        for a in &self.liaison.secretariat {
+            if crate::list::members::parse_address(a).is_err() {
+                return Err(Error::Invalid(format!(
+                    "[liaison] secretariat: {a:?} is not an address"
+                )));
+            }
         }
         for a in &self.liaison.conveners_notify {
             if crate::list::members::parse_address(a).is_err() {

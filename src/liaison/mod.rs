@@ -11,9 +11,12 @@
 //! Working Parties, Questions), 3GPP (TSGs and WGs) and IEEE 802 templates; see
 //! the liaison research notes (`liaison-statements.md`, §1 and §4) and RFC 4053.
 
+pub mod authenticate;
 pub mod classify;
+pub mod issue;
 pub mod register;
 pub mod registry;
 pub mod reminders;
 pub mod report;
 pub mod stage;
+pub mod submit;

@@ -656,8 +656,10 @@ async fn find_answered(
             return Ok(Some(best));
         }
         let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, number FROM ls_statements
-             WHERE direction = ? AND (message_id = ? OR lower(trim(org_reference)) = lower(?))
+            "SELECT id, number FROM ls_statements s
+             WHERE direction = ?1 AND (message_id = ?2 OR lower(trim(org_reference)) = lower(?3)
+                 OR EXISTS (SELECT 1 FROM ls_out_messages o
+                            WHERE o.message_id = ?2 AND o.statement = s.id))
              ORDER BY id LIMIT 1",
         )
         .bind(direction.as_str())
@@ -669,9 +671,12 @@ async fn find_answered(
             return Ok(row);
         }
     }
+    // Every message an outgoing statement was mailed in (one per destination) counts.
     for r in refs {
         let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, number FROM ls_statements WHERE direction = ? AND message_id = ?
+            "SELECT id, number FROM ls_statements s WHERE direction = ?1
+               AND (message_id = ?2 OR EXISTS (SELECT 1 FROM ls_out_messages o
+                                               WHERE o.message_id = ?2 AND o.statement = s.id))
              ORDER BY id LIMIT 1",
         )
         .bind(direction.as_str())
@@ -683,6 +688,92 @@ async fn find_answered(
         }
     }
     Ok(None)
+}
+
+/// The topic of a title: lower-case words, without a trailing parenthesised remark and
+/// without the leading words of "Reply LS on", "Response to the liaison statement on",
+/// "LS on" and the like. The flag says whether it was written as a reply.
+fn topic(title: &str) -> (String, bool) {
+    let mut t = title.trim();
+    while let Some((rest, _)) = crate::parse::strip_marker(t) {
+        t = rest.trim_start();
+    }
+    if t.ends_with(')')
+        && let Some(open) = t.rfind('(')
+        && open > 0
+    {
+        t = t[..open].trim_end();
+    }
+    let words: Vec<String> = t
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let reply = words
+        .first()
+        .is_some_and(|w| w == "reply" || w == "response");
+    const LEAD: &[&str] = &[
+        "reply",
+        "response",
+        "to",
+        "the",
+        "a",
+        "ls",
+        "liaison",
+        "statement",
+        "on",
+        "about",
+        "regarding",
+        "concerning",
+    ];
+    let start = words
+        .iter()
+        .position(|w| !LEAD.contains(&w.as_str()))
+        .unwrap_or(words.len());
+    (words[start..].join(" "), reply)
+}
+
+/// "Reply LS on <our title>": the latest of our statements still waiting for a reply,
+/// addressed to `source` (any, when the source is unknown), whose title has the topic of
+/// one of `titles` written as a reply (the liaison notes, section 4.7).
+async fn find_by_title(
+    conn: &mut SqliteConnection,
+    titles: &[Option<&str>],
+    source: &str,
+) -> Result<Option<(i64, String)>> {
+    let wanted: Vec<String> = titles
+        .iter()
+        .flatten()
+        .map(|t| topic(t))
+        .filter(|(t, reply)| *reply && !t.is_empty())
+        .map(|(t, _)| t)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT s.id, s.number, s.title FROM ls_statements s
+         WHERE s.direction = 'out' AND s.state IN ('awaiting-reply', 'sent')
+           AND (?1 = 'unknown' OR EXISTS (SELECT 1 FROM ls_destinations d
+                                          WHERE d.statement = s.id AND d.org = ?1))
+         ORDER BY s.date DESC, s.id DESC",
+    )
+    .bind(source)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .find(|(_, _, t)| {
+            t.as_deref()
+                .map(|t| topic(t).0)
+                .is_some_and(|t| !t.is_empty() && wanted.contains(&t))
+        })
+        .map(|(id, n, _)| (id, n)))
+}
+
+/// The documents attached to a mail, byte for byte as sent.
+pub(crate) fn mail_attachments(raw: &[u8]) -> Vec<NewAttachment> {
+    mail_facts(raw).attachments
 }
 
 async fn event(
@@ -940,13 +1031,24 @@ pub async fn register_incoming(
     } else {
         0.0
     };
-    let answered = find_answered(
+    let answered = match find_answered(
         &mut tx,
         Direction::Out,
         c.in_response_to.as_deref(),
         &facts.refs,
     )
-    .await?;
+    .await?
+    {
+        Some(a) => Some(a),
+        None => {
+            find_by_title(
+                &mut tx,
+                &[c.title.as_deref(), facts.subject.as_deref()],
+                &source,
+            )
+            .await?
+        }
+    };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO ls_statements(number, direction, year, seq, source, from_subgroup, title,
              purpose, deadline, org_reference, in_response_to, answers, message, message_id,
@@ -1646,6 +1748,22 @@ mod tests {
         assert!(contains_token("ls-out-2012-100", "LS-OUT-2012-100"));
         assert!(!contains_token("LS-OUT-2012-1000", "LS-OUT-2012-100"));
         assert!(!contains_token("XLS-OUT-2012-100", "LS-OUT-2012-100"));
+    }
+
+    #[test]
+    fn reply_titles_have_the_topic_of_ours() {
+        let ours = topic("LS on terminology for home energy gateways");
+        assert_eq!(ours, ("terminology for home energy gateways".into(), false));
+        for reply in [
+            "Reply LS on terminology for home energy gateways",
+            "Re: Reply to LS on Terminology for Home Energy Gateways",
+            "Response to the liaison statement on terminology for home energy gateways",
+            "Reply LS on terminology for home energy gateways (reply to LS-OUT-2012-004)",
+        ] {
+            assert_eq!(topic(reply), (ours.0.clone(), true), "{reply}");
+        }
+        assert!(!topic("LS on terminology for home energy gateways").1);
+        assert_eq!(topic("Reply LS").0, "");
     }
 
     #[test]

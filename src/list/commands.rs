@@ -276,7 +276,11 @@ impl Stage {
         let pending: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
             "SELECT d.id, d.message, d.list, d.route, d.token FROM deliveries d JOIN messages m ON m.id = d.message
              WHERE d.state = 'new' AND d.route IN ('request', 'join', 'leave', 'confirm')
-               AND m.quarantine IS NULL ORDER BY d.id LIMIT 200",
+               AND m.quarantine IS NULL
+               -- replies confirming a liaison statement are the liaison stage's
+               AND NOT (d.route = 'confirm' AND EXISTS (SELECT 1 FROM tokens t
+                   WHERE t.token = lower(d.token) AND t.kind = 'ls-submit'))
+             ORDER BY d.id LIMIT 200",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -474,6 +478,24 @@ impl Stage {
                 self.ask_confirmation(conn, list, "unsubscribe", &addr, None, now)
                     .await?;
                 format!("unsubscribe: a confirmation request was sent to {addr}.")
+            }
+            // A liaison statement's token is confirmed at the submission address, never
+            // spent here.
+            Cmd::Confirm(ref token) | Cmd::Moderate(_, ref token, _)
+                if tokens::peek(conn, token)
+                    .await
+                    .map_err(token_err)?
+                    .is_some_and(|t| t.kind == crate::liaison::submit::TOKEN_KIND) =>
+            {
+                format!(
+                    "confirm: that token confirms a liaison statement; reply to its confirmation \
+                     message, or send \"confirm {token}\" to {}. Nothing was done.",
+                    self.config
+                        .liaison
+                        .submit
+                        .as_deref()
+                        .unwrap_or("the submission address")
+                )
             }
             // A token is spent only on its own list, ...
             Cmd::Confirm(ref token) | Cmd::Moderate(_, ref token, _)

@@ -13,6 +13,7 @@ mod import_formats;
 mod liaison_classify;
 mod liaison_daemon;
 mod liaison_register;
+mod liaison_submit;
 mod list_daemon;
 mod list_pipeline;
 mod membership;
