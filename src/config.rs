@@ -847,4 +847,31 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("sqlite"), "{e}");
     }
+
+    #[test]
+    fn submission_keys_have_defaults_and_are_checked() {
+        let shipped =
+            Config::from_toml(include_str!("../config/concord.toml"), Path::new("c")).unwrap();
+        assert_eq!(shipped.liaison.ls_submit_auth, SubmitAuth::DkimConfirm);
+        assert_eq!(
+            shipped.liaison.submit_token_days,
+            Liaison::default().submit_token_days
+        );
+        let c = Config::from_toml(
+            "[liaison]\nls_submit_auth = \"dkim\"\nsecretariat = [\"TSB <tsb@example.org>\"]\n\
+             [dkim.static]\n\"s1._domainkey.example.org\" = \"v=DKIM1; k=ed25519; p=x\"\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        assert_eq!(c.liaison.ls_submit_auth, SubmitAuth::Dkim);
+        assert_eq!(c.dkim.table.len(), 1);
+        for bad in [
+            "[liaison]\nls_submit_auth = \"none\"\n",
+            "[liaison]\nsecretariat = [\"tsb\"]\n",
+            "[liaison]\nsubmit_token_days = 0\n",
+            "[dkim]\nresolver = \"static\"\n",
+        ] {
+            assert!(Config::from_toml(bad, Path::new("t")).is_err(), "{bad}");
+        }
+    }
 }

@@ -122,12 +122,23 @@ fn label_of(name: &str) -> Option<Label> {
 static FIELD_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([A-Za-z][A-Za-z -]{0,30}):(.*)$").expect("valid regex"));
 
-/// Splits `items` at commas and semicolons outside parentheses and angle brackets.
+/// Splits `items` at commas and semicolons outside parentheses, angle brackets and
+/// quoted strings.
 fn split_items(v: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut depth = 0i32;
+    let mut quoted = false;
     for c in v.chars() {
+        if c == '"' {
+            quoted = !quoted;
+            cur.push(c);
+            continue;
+        }
+        if quoted {
+            cur.push(c);
+            continue;
+        }
         match c {
             '(' | '<' => {
                 depth += 1;
@@ -873,7 +884,7 @@ pub async fn process_pending(pool: &SqlitePool, config: &Config, now: i64) -> Re
             },
         };
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let state = handle(
+        let outcome = handle(
             &mut tx,
             config,
             &registry,
@@ -885,7 +896,19 @@ pub async fn process_pending(pool: &SqlitePool, config: &Config, now: i64) -> Re
             &dkim,
             now,
         )
-        .await?;
+        .await;
+        let state = match outcome {
+            Ok(s) => s,
+            Err(Error::Db(e)) => return Err(Error::Db(e)),
+            // A mail this code cannot handle must not hold up the others: it is set
+            // aside (and kept in the archive), and nothing of it is sent.
+            Err(e) => {
+                tx.rollback().await?;
+                tracing::error!(message, error = %e, "mail to the submission address set aside");
+                tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                "failed"
+            }
+        };
         sqlx::query("UPDATE deliveries SET state = ? WHERE id = ?")
             .bind(state)
             .bind(delivery)
@@ -1128,7 +1151,7 @@ async fn submission(
             .message_id
             .clone()
             .unwrap_or_else(|| format!("message {message}"));
-        let issued = issue::issue(
+        let issued = match issue::issue(
             conn,
             config,
             registry,
@@ -1138,7 +1161,35 @@ async fn submission(
             &actor,
             now,
         )
-        .await?;
+        .await
+        {
+            Ok(i) => i,
+            Err(
+                issue::Error::Invalid(why) | issue::Error::Register(register::Error::Invalid(why)),
+            ) => {
+                rec.state = "invalid";
+                rec.reason = Some(why.as_str());
+                let text = format!("\"{title}\" could not be issued: {why}. Nothing was sent.\n");
+                let m = answer(
+                    config,
+                    &sender,
+                    &format!("Not issued: {title}"),
+                    &text,
+                    None,
+                    subject_ref,
+                );
+                send_answer(conn, &sender, m, Some(message), now).await?;
+                record(conn, &rec, now).await?;
+                tracing::warn!(
+                    message,
+                    sender,
+                    why,
+                    "signed submission could not be issued"
+                );
+                return Ok("invalid");
+            }
+            Err(e) => return Err(e.into()),
+        };
         rec.state = "issued";
         rec.reason = Some("aligned DKIM signature");
         rec.statement = Some(issued.statement);

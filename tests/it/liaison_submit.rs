@@ -19,7 +19,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 
 use concord::list::members;
 
-use crate::daemon::{Client, TestDaemon};
+use crate::daemon::{Client, LISTS};
 use crate::servers::{SinkMail, SmtpSink};
 
 const SUBMIT: &str = "jca-sghn-ls-submit@lists.example.org";
@@ -82,11 +82,76 @@ fn config(auth: &str, port: u16, good: &Key, evil: &Key) -> String {
     )
 }
 
+/// The daemon on a database of the test's own, so that it can be stopped and started
+/// again on the same database.
+struct Daemon {
+    pool: concord::db::SqlitePool,
+    lmtp: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Starts on `dir/concord.db` with the test lists and `extra` (the configuration
+    /// above).
+    async fn start(dir: &Path, extra: &str) -> Self {
+        let text = format!(
+            "[database]\nurl = \"sqlite://{}/concord.db\"\n{LISTS}\n{extra}",
+            dir.display()
+        );
+        let config = concord::config::Config::from_toml(&text, Path::new("test.toml")).unwrap();
+        let pool = concord::db::open(&config.database.url).await.unwrap();
+        let daemon = concord::app::Daemon::bind(config, pool.clone())
+            .await
+            .unwrap();
+        let lmtp = daemon.lmtp_addr().unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(async move { daemon.run(rx).await.unwrap() });
+        Self {
+            pool,
+            lmtp,
+            stop,
+            handle,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("the daemon stops within 30 s")
+            .unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Polls `sql` (a COUNT) until it returns `n`.
+    async fn wait_count(&self, sql: &str, n: i64, timeout: Duration) {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let c = self.count(sql).await;
+            if c == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{sql}: {c}, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 async fn sink() -> SmtpSink {
     tokio::task::spawn_blocking(SmtpSink::start).await.unwrap()
 }
 
-async fn add(d: &TestDaemon, addr: &str, name: Option<&str>, role: &str) {
+async fn add(d: &Daemon, addr: &str, name: Option<&str>, role: &str) {
     let mut tx = d.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
     members::add(&mut tx, "jca-sghn", addr, name, role, false)
         .await
@@ -94,8 +159,8 @@ async fn add(d: &TestDaemon, addr: &str, name: Option<&str>, role: &str) {
     tx.commit().await.unwrap();
 }
 
-async fn deliver(d: &TestDaemon, rcpt: &str, raw: &[u8]) {
-    let (mut c, _) = Client::connect(d.lmtp.unwrap()).await;
+async fn deliver(d: &Daemon, rcpt: &str, raw: &[u8]) {
+    let (mut c, _) = Client::connect(d.lmtp).await;
     c.cmd("LHLO x").await;
     c.cmd("MAIL FROM:<someone@example.org>").await;
     let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
@@ -293,7 +358,7 @@ fn subject_is(prefix: &str) -> impl Fn(&SinkMail) -> bool + '_ {
 }
 
 /// Every recipient of each message concord queued, by subject.
-async fn outbox(d: &TestDaemon) -> BTreeMap<String, Vec<String>> {
+async fn outbox(d: &Daemon) -> BTreeMap<String, Vec<String>> {
     let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(
         "SELECT o.raw, r.recipient FROM outbox o JOIN outbox_recipients r ON r.message = o.id
          ORDER BY o.id, r.id",
@@ -310,7 +375,7 @@ async fn outbox(d: &TestDaemon) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-async fn submission_state(d: &TestDaemon, mid: &str) -> (String, Option<String>, String) {
+async fn submission_state(d: &Daemon, mid: &str) -> (String, Option<String>, String) {
     sqlx::query_as("SELECT state, number, dkim FROM ls_submissions WHERE message_id = ?")
         .bind(format!("<{mid}>"))
         .fetch_one(&d.pool)
@@ -318,7 +383,7 @@ async fn submission_state(d: &TestDaemon, mid: &str) -> (String, Option<String>,
         .unwrap()
 }
 
-async fn wait_submission(d: &TestDaemon, mid: &str, state: &str) {
+async fn wait_submission(d: &Daemon, mid: &str, state: &str) {
     d.wait_count(
         &format!(
             "SELECT COUNT(*) FROM ls_submissions WHERE message_id = '<{mid}>' AND state = '{state}'"
@@ -329,7 +394,7 @@ async fn wait_submission(d: &TestDaemon, mid: &str, state: &str) {
     .await;
 }
 
-async fn statement_state(d: &TestDaemon, number: &str) -> String {
+async fn statement_state(d: &Daemon, number: &str) -> String {
     sqlx::query_scalar("SELECT state FROM ls_statements WHERE number = ?")
         .bind(number)
         .fetch_one(&d.pool)
@@ -351,7 +416,8 @@ const FIELDS: &str = "To: itu-t-sg15 (action), IEC SMB SG3 (information)\r\nDead
 async fn signed_submission_is_issued_at_once_to_every_organization_and_replies_link() {
     let (good, evil) = (key(), key());
     let sink = sink().await;
-    let d = TestDaemon::start(&config("dkim", sink.port, &good, &evil)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &config("dkim", sink.port, &good, &evil)).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
 
@@ -506,8 +572,8 @@ async fn signed_submission_is_issued_at_once_to_every_organization_and_replies_l
     let cfg = concord::config::Config::from_toml(
         &format!(
             "[database]\nurl = \"sqlite://{}/concord.db\"\n{}",
-            d.dir.path().display(),
-            crate::daemon::LISTS
+            dir.path().display(),
+            LISTS
         ),
         Path::new("t.toml"),
     )
@@ -549,6 +615,36 @@ async fn signed_submission_is_issued_at_once_to_every_organization_and_replies_l
     .await;
     // The command line's statement went out through the daemon too.
     wait_mails(&sink, subject_is(&sent.number), 1).await;
+
+    // A secretariat address issues as a convener does; the list and it are copied.
+    deliver(
+        &d,
+        SUBMIT,
+        &sign(
+            &submission(
+                "tsb-secretariat@example.org",
+                "sub-sec@example.org",
+                "LS on meeting arrangements",
+                "To: ITU-T SG13 (information)",
+                &[],
+            ),
+            &good,
+            "example.org",
+            "s1",
+        ),
+    )
+    .await;
+    let m = wait_mails(&sink, subject_is(&out_number(3)), 1).await;
+    let mut r = m[0].rcpts.clone();
+    r.sort();
+    assert_eq!(r, [LIST, "tsb-secretariat@example.org", "tsbsg13@itu.int"]);
+    let role: String = sqlx::query_scalar(
+        "SELECT role FROM ls_submissions WHERE message_id = '<sub-sec@example.org>'",
+    )
+    .fetch_one(&d.pool)
+    .await
+    .unwrap();
+    assert_eq!(role, "secretariat");
     d.stop().await;
 }
 
@@ -556,7 +652,9 @@ async fn signed_submission_is_issued_at_once_to_every_organization_and_replies_l
 async fn unsigned_submission_waits_for_confirmation_and_tokens_are_single_use() {
     let (good, evil) = (key(), key());
     let sink = sink().await;
-    let d = TestDaemon::start(&config("dkim", sink.port, &good, &evil)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config("dkim", sink.port, &good, &evil);
+    let d = Daemon::start(dir.path(), &cfg).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
 
@@ -611,6 +709,10 @@ async fn unsigned_submission_waits_for_confirmation_and_tokens_are_single_use() 
         0,
         "nothing issued before the confirmation"
     );
+
+    // The pending submission survives a restart.
+    d.stop().await;
+    let d = Daemon::start(dir.path(), &cfg).await;
 
     // Alice has seen the token somehow: her confirmation does nothing.
     deliver(
@@ -760,7 +862,8 @@ async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
     let (good, evil) = (key(), key());
     let sink = sink().await;
     // The default: an aligned signature and a confirmation.
-    let d = TestDaemon::start(&config("dkim+confirm", sink.port, &good, &evil)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &config("dkim+confirm", sink.port, &good, &evil)).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
     add(&d, "bob@example.net", None, "member").await;
@@ -984,7 +1087,7 @@ impl Cli {
             &config,
             format!(
                 "[database]\nurl = \"{url}\"\n[log]\nlevel = \"warn\"\n{}organizations = \"{}\"\n",
-                crate::daemon::LISTS,
+                LISTS,
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("config/organizations.toml")
                     .display()
