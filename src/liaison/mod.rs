@@ -3,7 +3,8 @@
 //! This release holds the [`registry`] of organizations (who can send or receive a
 //! statement, every way they are written, their sub-groups, mail domains and liaison
 //! addresses). Classification of incoming mail, the statement register and deadline
-//! reminders build on it.
+//! reminders build on it, and so do the statements our conveners issue by mail
+//! ([`submit`], authenticated by [`authenticate`], numbered and mailed by [`issue`]).
 //!
 //! The organization model follows the IETF Datatracker's liaison groups (one group per
 //! SDO sub-body, an alias table for the free-text names that its 2015 migration had to map

@@ -1023,6 +1023,32 @@ async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
         submission_state(&d, "real-1@example.org").await,
         ("pending".into(), None, "pass".into())
     );
+    // Sent to the list's command address, the token is not spent there.
+    deliver(
+        &d,
+        "jca-sghn-request@lists.example.org",
+        &plain(
+            CONVENER,
+            "jca-sghn-request@lists.example.org",
+            "c-request@example.org",
+            &format!("confirm {token}"),
+            "",
+        ),
+    )
+    .await;
+    let results = wait_mails(&sink, subject_is("The results of your request"), 1).await;
+    assert!(
+        text_of(&results[0].message).contains("confirms a liaison statement"),
+        "{}",
+        text_of(&results[0].message)
+    );
+    assert_eq!(
+        d.count(&format!(
+            "SELECT COUNT(*) FROM tokens WHERE token = '{token}' AND used_at IS NULL"
+        ))
+        .await,
+        1
+    );
     deliver(
         &d,
         &format!("jca-sghn-confirm+{token}@lists.example.org"),
@@ -1043,7 +1069,8 @@ async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
         format!("{number}: LS on the real thing")
     );
 
-    // Everything concord queued: three warnings, one refusal, one request, one statement.
+    // Everything concord queued: three warnings, one refusal, one request, one statement
+    // (and the list's answer to the command).
     let queued = outbox(&d).await;
     let statements: Vec<&String> = queued.keys().filter(|s| s.starts_with("LS-OUT-")).collect();
     assert_eq!(
@@ -1051,7 +1078,7 @@ async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
         [&format!("{number}: LS on the real thing")],
         "{queued:?}"
     );
-    assert_eq!(queued.len(), 6, "{queued:?}");
+    assert_eq!(queued.len(), 7, "{queued:?}");
     assert_eq!(
         d.count("SELECT COUNT(*) FROM ls_statements WHERE direction = 'out'")
             .await,
