@@ -160,6 +160,12 @@ impl Daemon {
             self.intake.routed_liaison.clone(),
             shutdown.clone(),
         ));
+        // Meeting reminders (src/meeting/mail.rs): at start and every 10 minutes.
+        tasks.spawn(crate::meeting::reminder_task(
+            self.pool.clone(),
+            std::sync::Arc::new(self.config.clone()),
+            shutdown.clone(),
+        ));
         tracing::info!(
             lmtp = self.config.inbound.lmtp.is_some(),
             maildirs = self.config.inbound.maildir.len(),

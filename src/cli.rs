@@ -156,6 +156,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = concord::liaison::report::Format::Markdown)]
         format: concord::liaison::report::Format,
     },
+    /// Meetings: add, announce to the list with an iCalendar invitation, update, cancel,
+    /// attendance, decisions and actions, the agenda and the report
+    #[command(subcommand)]
+    Meeting(MeetingCmd),
 }
 
 fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
@@ -817,6 +821,7 @@ async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) 
         Command::Bounces(cmd) => return Ok(bounces_command(cmd)),
         Command::Orgs(cmd) => return orgs_command(&pool, &config, cmd).await,
         Command::Ls(cmd) => return ls_command(&pool, &config, cmd).await,
+        Command::Meeting(cmd) => return meeting_command(&pool, &config, cmd).await,
         Command::Report { from, to, format } => {
             use concord::liaison::{register, registry::Registry, report};
             let registry = match Registry::load(&config.liaison.organizations, &pool).await {
@@ -828,20 +833,21 @@ async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) 
             };
             let mut conn = pool.acquire().await?;
             let today = chrono::Utc::now().date_naive();
-            let text = report::build(
+            let mut r = report::gather(
                 &mut conn,
                 &config.liaison,
                 registry.as_ref(),
                 from,
                 to,
                 today,
-                format,
             )
             .await
             .map_err(|e| match e {
                 register::Error::Invalid(m) => exit(2, m),
                 other => other.into(),
             })?;
+            r.meeting_report_url = config.meetings.report_url.clone();
+            let text = report::render(&r, format);
             std::io::stdout().lock().write_all(text.as_bytes())?;
         }
     }
@@ -1934,6 +1940,639 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
                 for (k, v) in rows {
                     println!("{:<15} {v}", format!("{k}:"));
                 }
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Subcommand)]
+enum MeetingCmd {
+    /// Add a meeting (planned); `concord meeting announce ID` mails it to the list
+    Add {
+        #[arg(long)]
+        title: String,
+        /// Start, wall-clock time in the meeting's zone: "2012-07-04 14:30"
+        #[arg(long, value_name = "TIME")]
+        start: String,
+        /// End: "2012-07-04 17:30", or "17:30" on the start's day
+        #[arg(long, value_name = "TIME")]
+        end: String,
+        /// IANA time zone, e.g. Europe/Zurich [default: [meetings] timezone]
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        #[arg(long)]
+        place: Option<String>,
+        /// Link to join remotely
+        #[arg(long, value_name = "URL")]
+        remote_url: Option<String>,
+        /// Dial-in numbers, as they are to be shown
+        #[arg(long, value_name = "TEXT")]
+        dial_in: Option<String>,
+        /// Access code for remote participation: members only, never mailed to the list
+        #[arg(long, value_name = "CODE")]
+        access_code: Option<String>,
+        /// A paragraph shown after the details in the announcement
+        #[arg(long)]
+        notes: Option<String>,
+        /// The next meeting, while it is not added yet
+        #[arg(long, value_name = "TEXT")]
+        next_meeting: Option<String>,
+        /// The list it is announced to [default: [meetings] list, else the first list]
+        #[arg(long, value_name = "NAME")]
+        list: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Meetings, earliest first
+    List {
+        #[arg(long, value_enum, value_name = "STATUS")]
+        status: Option<concord::meeting::Status>,
+        /// Only meetings starting on or after this day (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One meeting: details, attendance, decisions, actions, mails sent
+    Show {
+        id: i64,
+        /// Also show the remote access code (members only: never post it to the list)
+        #[arg(long)]
+        show_access_code: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a meeting ("" clears a field); once it was announced, the list gets an
+    /// update with the same UID and a higher SEQUENCE
+    Update {
+        id: i64,
+        #[arg(long)]
+        title: Option<String>,
+        /// New start; the end moves with it unless --end is given
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// "2012-07-04 17:30", or "17:30" on the start's day
+        #[arg(long, value_name = "TIME")]
+        end: Option<String>,
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, value_name = "URL")]
+        remote_url: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        dial_in: Option<String>,
+        #[arg(long, value_name = "CODE")]
+        access_code: Option<String>,
+        #[arg(long)]
+        notes: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        next_meeting: Option<String>,
+        /// planned or held
+        #[arg(long, value_enum, value_name = "STATUS")]
+        status: Option<concord::meeting::Status>,
+        /// Record the change without mailing the list (a later `announce` sends it)
+        #[arg(long)]
+        no_mail: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a meeting; once it was announced, the list gets a cancellation
+    /// (iCalendar METHOD:CANCEL)
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Record it without mailing the list
+        #[arg(long)]
+        no_mail: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail the list the announcement: details, draft agenda, calendar invitation
+    Announce {
+        id: i64,
+        /// Send it again though this revision was sent already
+        #[arg(long)]
+        again: bool,
+        /// Print the mail instead of queueing it
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The draft agenda, drawn from the liaison register
+    Agenda {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record an action (or with --decision a decision) of the meeting
+    Action {
+        id: i64,
+        #[arg(long)]
+        text: String,
+        /// Who is to do it
+        #[arg(long)]
+        owner: Option<String>,
+        /// By when (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        due: Option<chrono::NaiveDate>,
+        /// A decision rather than an action
+        #[arg(long)]
+        decision: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attendance: add from a CSV file (name, email, organization) or one by one; without
+    /// options, list it
+    Attendance {
+        id: i64,
+        /// CSV file: a header naming name, email, organization columns, or those three
+        /// columns in that order
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// "Name <address>, Organization" (repeatable)
+        #[arg(long, value_name = "ATTENDEE")]
+        add: Vec<String>,
+        /// An address or name to remove (repeatable)
+        #[arg(long, value_name = "WHO")]
+        remove: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draft the meeting report: attendance, documents considered, decisions, actions,
+    /// next meeting
+    Report {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = concord::liaison::report::Format::Markdown)]
+        format: concord::liaison::report::Format,
+        /// Write it to this file instead of stdout
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn meeting_err(e: concord::meeting::Error) -> anyhow::Error {
+    use concord::meeting::Error;
+    match e {
+        Error::NotFound(id) => exit(3, format!("no meeting {id}")),
+        Error::Invalid(m) => exit(2, m),
+        Error::Register(concord::liaison::register::Error::Invalid(m)) => exit(2, m),
+        other => other.into(),
+    }
+}
+
+fn print_meeting(m: &concord::meeting::Meeting, access_code: bool) {
+    let line = |label: &str, v: &str| println!("{label:<14} {v}");
+    let announced = match (m.announced_at, m.announced_sequence) {
+        (Some(at), Some(seq)) => format!(", revision {seq} mailed {} UTC", when(Some(at))),
+        _ => ", not announced".into(),
+    };
+    println!(
+        "meeting {}  ({}, revision {}{announced})",
+        m.id, m.status, m.sequence
+    );
+    line("title:", &m.title);
+    line("when:", &m.when_utc());
+    line("", &format!("{} ({})", m.when_local(), m.zone_note()));
+    let opt = |label: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            line(label, v);
+        }
+    };
+    opt("place:", &m.place);
+    opt("remote link:", &m.remote_url);
+    opt("dial-in:", &m.dial_in);
+    match (&m.access_code, access_code) {
+        (Some(c), true) => line("access code:", c),
+        (Some(_), false) => line("access code:", "(members only: --show-access-code)"),
+        (None, _) => {}
+    }
+    opt("notes:", &m.notes);
+    opt("next meeting:", &m.next_meeting);
+    line("list:", &m.list);
+    line("uid:", &m.uid);
+}
+
+fn parse_when(
+    text: &str,
+    day: Option<chrono::NaiveDate>,
+) -> Result<chrono::NaiveDateTime, anyhow::Error> {
+    concord::meeting::parse_local(text, day).map_err(meeting_err)
+}
+
+/// `concord meeting ...`: src/meeting/.
+async fn meeting_command(
+    pool: &concord::db::SqlitePool,
+    config: &Config,
+    cmd: MeetingCmd,
+) -> Result<u8> {
+    use concord::meeting::{self, ActionKind, Changes, NewMeeting, mail};
+    let now = chrono::Utc::now();
+    let sent_out = |s: &mail::Sent, json: bool| -> Result<()> {
+        if json {
+            print_json(s)?;
+        } else {
+            match (&s.kind, &s.to) {
+                (Some(k), Some(to)) => println!(
+                    "meeting {}: {k} (revision {}) queued to {to}",
+                    s.meeting.id, s.meeting.sequence
+                ),
+                _ => println!(
+                    "meeting {}: recorded (revision {}); no mail sent",
+                    s.meeting.id, s.meeting.sequence
+                ),
+            }
+        }
+        Ok(())
+    };
+    match cmd {
+        MeetingCmd::Add {
+            title,
+            start,
+            end,
+            tz,
+            place,
+            remote_url,
+            dial_in,
+            access_code,
+            notes,
+            next_meeting,
+            list,
+            json,
+        } => {
+            let start = parse_when(&start, None)?;
+            let end = parse_when(&end, Some(start.date()))?;
+            let mut conn = pool.acquire().await?;
+            let m = meeting::add(
+                &mut conn,
+                config,
+                &NewMeeting {
+                    title,
+                    start: Some(start),
+                    end: Some(end),
+                    timezone: tz,
+                    place,
+                    remote_url,
+                    dial_in,
+                    access_code,
+                    notes,
+                    next_meeting,
+                    list,
+                },
+                now.timestamp(),
+            )
+            .await
+            .map_err(meeting_err)?;
+            if json {
+                print_json(&m)?;
+            } else {
+                println!(
+                    "added meeting {}: {} ({}, {})",
+                    m.id,
+                    m.title,
+                    m.when_local(),
+                    m.when_utc()
+                );
+            }
+        }
+        MeetingCmd::List {
+            status,
+            since,
+            json,
+        } => {
+            let mut conn = pool.acquire().await?;
+            let rows = meeting::list(
+                &mut conn,
+                &meeting::Filter {
+                    status,
+                    since,
+                    until: None,
+                },
+            )
+            .await
+            .map_err(meeting_err)?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                for m in &rows {
+                    println!(
+                        "{:>4}  {:<9}  {:<44}  {}",
+                        m.id,
+                        m.status.as_str(),
+                        m.when_local(),
+                        m.title
+                    );
+                }
+                eprintln!("{} meetings", rows.len());
+            }
+        }
+        MeetingCmd::Show {
+            id,
+            show_access_code,
+            json,
+        } => {
+            let mut conn = pool.acquire().await?;
+            let m = meeting::get(&mut conn, id).await.map_err(meeting_err)?;
+            let people = meeting::attendance(&mut conn, id)
+                .await
+                .map_err(meeting_err)?;
+            let actions = meeting::actions(&mut conn, id).await.map_err(meeting_err)?;
+            let mails = meeting::mails(&mut conn, id).await.map_err(meeting_err)?;
+            if json {
+                let mut v = serde_json::to_value(&m)?;
+                v["attendance"] = serde_json::to_value(&people)?;
+                v["actions"] = serde_json::to_value(&actions)?;
+                v["mails"] = serde_json::to_value(&mails)?;
+                if show_access_code {
+                    v["access_code"] = serde_json::to_value(&m.access_code)?;
+                }
+                print_json(&v)?;
+            } else {
+                print_meeting(&m, show_access_code);
+                println!("attendance ({}):", people.len());
+                for p in &people {
+                    println!(
+                        "  {:<32} {:<28} {}",
+                        p.name,
+                        p.organization.as_deref().unwrap_or("-"),
+                        p.address.as_deref().unwrap_or("")
+                    );
+                }
+                if !actions.is_empty() {
+                    println!("decisions and actions:");
+                }
+                for a in &actions {
+                    let mut extra = Vec::new();
+                    if let Some(o) = &a.owner {
+                        extra.push(o.clone());
+                    }
+                    if let Some(d) = &a.due {
+                        extra.push(format!("due {d}"));
+                    }
+                    println!(
+                        "  {:<9} {}{}",
+                        a.kind.as_str(),
+                        a.text,
+                        if extra.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", extra.join(", "))
+                        }
+                    );
+                }
+                if !mails.is_empty() {
+                    println!("mails:");
+                }
+                for x in &mails {
+                    println!(
+                        "  {}  {:<12} revision {:<3} <{}>",
+                        when(Some(x.at)),
+                        x.kind,
+                        x.sequence,
+                        x.message_id
+                    );
+                }
+            }
+        }
+        MeetingCmd::Update {
+            id,
+            title,
+            start,
+            end,
+            tz,
+            place,
+            remote_url,
+            dial_in,
+            access_code,
+            notes,
+            next_meeting,
+            status,
+            no_mail,
+            json,
+        } => {
+            let start = match &start {
+                Some(s) => Some(parse_when(s, None)?),
+                None => None,
+            };
+            let end = match &end {
+                Some(e) => {
+                    let day = match start {
+                        Some(s) => s.date(),
+                        None => {
+                            let mut conn = pool.acquire().await?;
+                            meeting::get(&mut conn, id)
+                                .await
+                                .map_err(meeting_err)?
+                                .start
+                                .date()
+                        }
+                    };
+                    Some(parse_when(e, Some(day))?)
+                }
+                None => None,
+            };
+            let changes = Changes {
+                title,
+                start,
+                end,
+                timezone: tz,
+                place: place.map(Some),
+                remote_url: remote_url.map(Some),
+                dial_in: dial_in.map(Some),
+                access_code: access_code.map(Some),
+                notes: notes.map(Some),
+                next_meeting: next_meeting.map(Some),
+                status,
+            };
+            let s = meeting::update(pool, config, id, &changes, !no_mail, now)
+                .await
+                .map_err(meeting_err)?;
+            sent_out(&s, json)?;
+        }
+        MeetingCmd::Cancel {
+            id,
+            reason,
+            no_mail,
+            json,
+        } => {
+            let s = meeting::cancel(pool, config, id, reason.as_deref(), !no_mail, now)
+                .await
+                .map_err(meeting_err)?;
+            sent_out(&s, json)?;
+        }
+        MeetingCmd::Announce {
+            id,
+            again,
+            dry_run,
+            json,
+        } => {
+            if dry_run {
+                let raw = mail::preview(pool, config, id, now)
+                    .await
+                    .map_err(meeting_err)?;
+                std::io::stdout().lock().write_all(&raw)?;
+            } else {
+                let s = meeting::announce(pool, config, id, again, now)
+                    .await
+                    .map_err(meeting_err)?;
+                sent_out(&s, json)?;
+            }
+        }
+        MeetingCmd::Agenda { id, json } => {
+            let registry =
+                concord::liaison::registry::Registry::load(&config.liaison.organizations, pool)
+                    .await
+                    .ok();
+            let mut conn = pool.acquire().await?;
+            let m = meeting::get(&mut conn, id).await.map_err(meeting_err)?;
+            let a = meeting::agenda::build(&mut conn, &m, registry.as_ref())
+                .await
+                .map_err(meeting_err)?;
+            if json {
+                let numbers = |v: &[concord::liaison::register::Statement]| {
+                    v.iter().map(|s| s.number.clone()).collect::<Vec<_>>()
+                };
+                print_json(&serde_json::json!({
+                    "meeting": m.id,
+                    "previous_meeting": a.previous.as_ref().map(|p| p.0),
+                    "since": a.since.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    "until": a.until.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    "as_of": a.as_of.format("%Y-%m-%d").to_string(),
+                    "received": numbers(&a.received),
+                    "awaiting_reply": numbers(&a.awaiting),
+                    "overdue": numbers(&a.overdue),
+                    "sent": numbers(&a.sent),
+                    "statements": a.statements(),
+                }))?;
+            } else {
+                print!("{}", a.text(&m));
+            }
+        }
+        MeetingCmd::Action {
+            id,
+            text,
+            owner,
+            due,
+            decision,
+            json,
+        } => {
+            let kind = if decision {
+                ActionKind::Decision
+            } else {
+                ActionKind::Action
+            };
+            let mut conn = pool.acquire().await?;
+            let a = meeting::add_action(
+                &mut conn,
+                id,
+                kind,
+                &text,
+                owner.as_deref(),
+                due,
+                now.timestamp(),
+            )
+            .await
+            .map_err(meeting_err)?;
+            if json {
+                print_json(&a)?;
+            } else {
+                println!("meeting {id}: {} {} recorded", a.kind.as_str(), a.id);
+            }
+        }
+        MeetingCmd::Attendance {
+            id,
+            csv,
+            add,
+            remove,
+            json,
+        } => {
+            let mut people = Vec::new();
+            let mut bad = 0;
+            if let Some(file) = &csv {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let (ok, errors) = meeting::parse_attendance_csv(&text);
+                for (n, e) in &errors {
+                    eprintln!("{}:{n}: {e}", file.display());
+                }
+                bad += errors.len();
+                people.extend(ok);
+            }
+            for a in &add {
+                people.push(meeting::parse_attendee(a).map_err(meeting_err)?);
+            }
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let (mut added, mut updated, mut removed) = (0, 0, 0);
+            meeting::get(&mut tx, id).await.map_err(meeting_err)?;
+            for p in &people {
+                if meeting::add_attendee(&mut tx, id, p)
+                    .await
+                    .map_err(meeting_err)?
+                {
+                    added += 1;
+                } else {
+                    updated += 1;
+                }
+            }
+            for who in &remove {
+                if meeting::remove_attendee(&mut tx, id, who)
+                    .await
+                    .map_err(meeting_err)?
+                {
+                    removed += 1;
+                } else {
+                    eprintln!("{who} is not on the attendance of meeting {id}");
+                    bad += 1;
+                }
+            }
+            tx.commit().await?;
+            let mut conn = pool.acquire().await?;
+            let list = meeting::attendance(&mut conn, id)
+                .await
+                .map_err(meeting_err)?;
+            if json {
+                print_json(&list)?;
+            } else {
+                if csv.is_some() || !add.is_empty() || !remove.is_empty() {
+                    println!("{added} added, {updated} updated, {removed} removed");
+                }
+                for p in &list {
+                    println!(
+                        "{:<32} {:<28} {}",
+                        p.name,
+                        p.organization.as_deref().unwrap_or("-"),
+                        p.address.as_deref().unwrap_or("")
+                    );
+                }
+                eprintln!("{} attendees", list.len());
+            }
+            if bad > 0 {
+                return Ok(4);
+            }
+        }
+        MeetingCmd::Report { id, format, output } => {
+            let registry =
+                concord::liaison::registry::Registry::load(&config.liaison.organizations, pool)
+                    .await
+                    .ok();
+            let mut conn = pool.acquire().await?;
+            let text = meeting::report::build(
+                &mut conn,
+                config,
+                id,
+                registry.as_ref(),
+                now.date_naive(),
+                format,
+            )
+            .await
+            .map_err(meeting_err)?;
+            match output {
+                Some(path) => std::fs::write(&path, text.as_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
         }
     }

@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(rename = "list")]
     pub lists: Vec<List>,
     pub liaison: Liaison,
+    /// How meetings are announced and reminded (src/meeting/).
+    pub meetings: Meetings,
     /// Other addresses concord accepts (a secretariat address, say); mail to them is
     /// archived and kept for the people named.
     #[serde(rename = "alias")]
@@ -401,6 +403,37 @@ impl Default for Liaison {
     }
 }
 
+/// `[meetings]`: announcements, updates and reminders of the group's meetings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Meetings {
+    /// The list meetings are announced to; default: the first `[[list]]`.
+    pub list: Option<String>,
+    /// `Name <address>` announcements come from (and the iCalendar ORGANIZER); default:
+    /// the list's `NAME-owner@` address.
+    pub organizer: Option<String>,
+    /// IANA time zone of a meeting added without `--tz`.
+    pub timezone: String,
+    /// Reminders to the list this many days before a meeting starts, each sent once.
+    pub reminder_days: Vec<u32>,
+    /// Where meeting reports are published, with `{id}` for the meeting number; the
+    /// progress report links each meeting's report there. Unset: it names the command
+    /// `concord meeting report ID`.
+    pub report_url: Option<String>,
+}
+
+impl Default for Meetings {
+    fn default() -> Self {
+        Self {
+            list: None,
+            organizer: None,
+            timezone: "Europe/Zurich".into(),
+            reminder_days: vec![7, 1],
+            report_url: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alias {
@@ -598,6 +631,7 @@ impl Default for Config {
             log: Log::default(),
             lists: Vec::new(),
             liaison: Liaison::default(),
+            meetings: Meetings::default(),
             aliases: Vec::new(),
             inbound: Inbound::embedded(),
             outbound: Outbound::default(),
@@ -655,6 +689,39 @@ impl Imap {
             "[[inbound.imap]] {}: set password_file or password_env",
             self.display_name()
         )))
+    }
+}
+
+impl Meetings {
+    fn validate(&self, lists: &[List]) -> Result<()> {
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(Error::Invalid(format!(
+                "[meetings] timezone {:?} is not an IANA time zone (e.g. \"Europe/Zurich\")",
+                self.timezone
+            )));
+        }
+        if let Some(l) = &self.list
+            && !lists.iter().any(|x| &x.name == l)
+        {
+            return Err(Error::Invalid(format!(
+                "[meetings] list {l:?} is not a configured [[list]]"
+            )));
+        }
+        if let Some(o) = &self.organizer
+            && crate::list::members::parse_address(o).is_err()
+        {
+            return Err(Error::Invalid(format!(
+                "[meetings] organizer: {o:?} is not an address"
+            )));
+        }
+        if let Some(u) = &self.report_url
+            && (!u.contains("{id}") || u.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::Invalid(format!(
+                "[meetings] report_url {u:?} must contain {{id}} and no spaces"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -770,6 +837,7 @@ impl Config {
                 )));
             }
         }
+        self.meetings.validate(&self.lists)?;
         if self.archive.subject_window_days == 0 {
             return Err(Error::Invalid(
                 "[archive] subject_window_days must be at least 1".into(),

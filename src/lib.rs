@@ -11,6 +11,8 @@
 //! - [`route`]: what a recipient address means (list post, command, bounce, liaison);
 //! - [`liaison`]: the organizations liaison statements come from and go to;
 //! - [`list`]: members, posting rules, holds, and the pipeline that makes each copy;
+//! - [`meeting`]: the group's meetings: announcements with iCalendar invitations,
+//!   reminders, the agenda drawn from the liaison register, and the meeting report;
 //! - [`outbound`]: the persistent queue and the worker that delivers it (SMTP or Maildir);
 //! - [`app`]: the daemon's wiring, shutdown and status.
 
@@ -21,6 +23,7 @@ pub mod db;
 pub mod inbound;
 pub mod liaison;
 pub mod list;
+pub mod meeting;
 pub mod outbound;
 pub mod parse;
 pub mod route;

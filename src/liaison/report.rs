@@ -1,7 +1,8 @@
 //! The progress report a convener sends to TSAG after each meeting: the liaison
 //! statements received and sent in a period, per organization, the open actions with
-//! their deadlines, the overdue ones, and the activity of the lists (posts from the
-//! archive, new members), as Markdown or as an HTML page.
+//! their deadlines, the overdue ones, the activity of the lists (posts from the
+//! archive, new members) and the meetings of the period with a link to each one's report
+//! (src/meeting/report.rs), as Markdown or as an HTML page.
 //!
 //! Its statement sections follow the Datatracker's liaison listings (incoming and
 //! outgoing by group; the "Action Needed" view for statements awaiting a reply, with
@@ -49,6 +50,11 @@ pub struct Report {
     /// Incoming statements past their deadline, oldest deadline first.
     pub overdue: Vec<Statement>,
     pub lists: Vec<ListActivity>,
+    /// Meetings held or planned in the period (not cancelled), earliest first.
+    pub meetings: Vec<crate::meeting::Meeting>,
+    /// Where meeting reports are published (`[meetings] report_url`, with `{id}`); `None`:
+    /// each meeting names the command that drafts its report.
+    pub meeting_report_url: Option<String>,
     /// Organization id → name, for headings.
     names: BTreeMap<String, String>,
 }
@@ -160,6 +166,7 @@ pub async fn gather(
             names.insert(o.id.clone(), o.name.clone());
         }
     }
+    let meetings = crate::meeting::in_period(&mut *conn, from, to).await?;
     let group = match names.get(&cfg.self_org) {
         Some(n) => format!("{n} ({})", cfg.self_org),
         None => cfg.self_org.clone(),
@@ -174,6 +181,8 @@ pub async fn gather(
         open,
         overdue,
         lists: lists.into_values().collect(),
+        meetings,
+        meeting_report_url: None,
         names,
     })
 }
@@ -321,6 +330,11 @@ pub fn render(r: &Report, format: Format) -> String {
         None => id.to_string(),
     };
     let head = ["Number", "Title", "Purpose", "Deadline", "State"];
+    doc.out.push_str(&crate::meeting::report::progress_section(
+        &r.meetings,
+        r.meeting_report_url.as_deref(),
+        format,
+    ));
 
     doc.heading(
         2,

@@ -16,6 +16,7 @@ mod liaison_register;
 mod liaison_submit;
 mod list_daemon;
 mod list_pipeline;
+mod meetings;
 mod membership;
 mod orgs;
 mod outbound;
