@@ -361,15 +361,15 @@ pub struct Liaison {
 /// `[liaison] ls_submit_auth`: what a submission needs before it is issued.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 pub enum SubmitAuth {
-    /// A DKIM signature aligned with the From domain issues at once; without one the
-    /// registered address must confirm.
+    /// Only a DKIM signature aligned with the From domain: it issues at once; a
+    /// submission without one is refused and its registered address told.
     #[serde(rename = "dkim")]
     Dkim,
     /// The registered address confirms every submission.
     #[serde(rename = "confirm")]
     Confirm,
-    /// Both: an aligned DKIM signature, then confirmation; a submission without the
-    /// signature is refused and its registered address told.
+    /// Either: an aligned DKIM signature issues at once; without one the registered
+    /// address must confirm.
     #[default]
     #[serde(rename = "dkim+confirm")]
     DkimConfirm,

@@ -25,9 +25,9 @@
 //!
 //! | | aligned DKIM pass | no aligned DKIM pass |
 //! |---|---|---|
-//! | `dkim` | issued at once | confirmation |
+//! | `dkim+confirm` (default) | issued at once | confirmation |
+//! | `dkim` | issued at once | refused; the registered address is told |
 //! | `confirm` | confirmation | confirmation |
-//! | `dkim+confirm` (default) | confirmation | refused; the registered address is told |
 //!
 //! Confirmation mails the *registered* address (the member or secretariat address, never
 //! a Reply-To) a summary (the number it will get, recipients, title, attachments with
@@ -1052,7 +1052,7 @@ async fn submission(
     let mode = config.liaison.ls_submit_auth;
     // A convener's From without the signature the configuration requires: never issued,
     // and the real convener hears of it.
-    if mode == SubmitAuth::DkimConfirm && !dkim.pass() {
+    if mode == SubmitAuth::Dkim && !dkim.pass() {
         rec.state = "rejected";
         let why = match dkim.outcome {
             authenticate::Outcome::None => format!("no DKIM signature of {from_domain}"),
@@ -1065,8 +1065,8 @@ async fn submission(
         rec.reason = Some(reason.as_str());
         let text = format!(
             "A liaison statement was submitted in your name (From: {sender}) to {}, but it was \
-             NOT issued: {why}, and [liaison] ls_submit_auth = \"dkim+confirm\" requires a \
-             valid DKIM signature of your domain. Nothing was sent.\n\n  Title:          {title}\n  \
+             NOT issued: {why}, and [liaison] ls_submit_auth = \"dkim\" requires a valid \
+             DKIM signature of your domain. Nothing was sent.\n\n  Title:          {title}\n  \
              Message-ID:     {}\n  DKIM:           {}\n\nIf you sent it, send it again from a \
              mail server that signs your domain's mail. If you did not, someone tried to issue \
              a statement in the group's name: please tell the list owners.\n",
@@ -1146,7 +1146,7 @@ async fn submission(
         _ => sender.clone(),
     };
     let copies = copies_for(conn, config, who.list(), Some(convener)).await?;
-    if mode == SubmitAuth::Dkim && dkim.pass() {
+    if mode != SubmitAuth::Confirm && dkim.pass() {
         let actor = mail
             .message_id
             .clone()

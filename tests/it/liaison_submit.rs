@@ -417,7 +417,7 @@ async fn signed_submission_is_issued_at_once_to_every_organization_and_replies_l
     let (good, evil) = (key(), key());
     let sink = sink().await;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config("dkim", sink.port, &good, &evil)).await;
+    let d = Daemon::start(dir.path(), &config("dkim+confirm", sink.port, &good, &evil)).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
 
@@ -653,7 +653,7 @@ async fn unsigned_submission_waits_for_confirmation_and_tokens_are_single_use() 
     let (good, evil) = (key(), key());
     let sink = sink().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config("dkim", sink.port, &good, &evil);
+    let cfg = config("dkim+confirm", sink.port, &good, &evil);
     let d = Daemon::start(dir.path(), &cfg).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
@@ -861,9 +861,9 @@ async fn unsigned_submission_waits_for_confirmation_and_tokens_are_single_use() 
 async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
     let (good, evil) = (key(), key());
     let sink = sink().await;
-    // The default: an aligned signature and a confirmation.
+    // Signatures only: mail without an aligned one is refused and the convener told.
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config("dkim+confirm", sink.port, &good, &evil)).await;
+    let d = Daemon::start(dir.path(), &config("dkim", sink.port, &good, &evil)).await;
     add(&d, CONVENER, Some("Richard Stuart"), "convener").await;
     add(&d, "alice@example.org", None, "member").await;
     add(&d, "bob@example.net", None, "member").await;
@@ -998,8 +998,10 @@ async fn forged_convener_mail_never_goes_out_and_the_convener_is_told() {
     let refusal = wait_mails(&sink, subject_is("Not issued: LS by alice"), 1).await;
     assert_eq!(refusal[0].rcpts, ["alice@example.org"]);
 
-    // The convener's own signed submission asks for a confirmation; replying to the
-    // list's confirm address issues it.
+    // With `ls_submit_auth = "confirm"` even the convener's own signed submission asks
+    // for a confirmation; replying to the list's confirm address issues it.
+    d.stop().await;
+    let d = Daemon::start(dir.path(), &config("confirm", sink.port, &good, &evil)).await;
     deliver(
         &d,
         SUBMIT,
