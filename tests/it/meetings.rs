@@ -83,7 +83,7 @@ async fn add(pool: &SqlitePool, config: &Config, m: NewMeeting) -> Meeting {
 
 fn geneva() -> NewMeeting {
     NewMeeting {
-        title: "JCA-SG&HN meeting; Geneva, July session".into(),
+        title: "JCA-SG&HN meeting; Geneva, July plenary".into(),
         start: Some(local("2012-07-04 14:30")),
         end: Some(local("2012-07-04 17:30")),
         timezone: Some("Europe/Zurich".into()),
@@ -329,7 +329,7 @@ async fn invitation_update_and_cancellation_parse_back_field_by_field() {
     let p = parse_mail(raw.as_bytes());
     assert_eq!(
         p.subject,
-        "Meeting: JCA-SG&HN meeting; Geneva, July session, 2012-07-04 14:30 Europe/Zurich"
+        "Meeting: JCA-SG&HN meeting; Geneva, July plenary, 2012-07-04 14:30 Europe/Zurich"
     );
     // Times in UTC and in the meeting's zone.
     assert!(
@@ -369,12 +369,12 @@ async fn invitation_update_and_cancellation_parse_back_field_by_field() {
         end: "20120704T173000",
         offset: "+0200",
         tzname: "CEST",
-        summary: "JCA-SG&HN meeting; Geneva, July session",
+        summary: "JCA-SG&HN meeting; Geneva, July plenary",
         location: "ITU headquarters, Geneva; room H.2",
         status: "CONFIRMED",
     };
     let description = check_calendar(&ics, &want);
-    assert!(ics.contains("SUMMARY:JCA-SG&HN meeting\\; Geneva\\, July session\r\n"));
+    assert!(ics.contains("SUMMARY:JCA-SG&HN meeting\\; Geneva\\, July plenary\r\n"));
     assert!(
         unfold(&ics).contains("C:\\\\cafeteria\\, level 1."),
         "escaped backslash:\n{ics}"
@@ -385,6 +385,10 @@ async fn invitation_update_and_cancellation_parse_back_field_by_field() {
         "DESCRIPTION is the text"
     );
     assert!(description.contains("Lunch: C:\\cafeteria, level 1."));
+
+    let reg = Registry::from_file(&organizations()).unwrap();
+    let c = concord::liaison::classify::classify(&reg, "jca-sghn", raw.as_bytes());
+    assert!(!c.is_liaison, "{:?}", c.signals);
 
     // Announcing the same revision again needs --again, and keeps the SEQUENCE.
     let twice = meeting::announce(pool, &config, m.id, false, t1).await;
@@ -1014,7 +1018,7 @@ async fn agenda_and_report_list_every_statement_from_the_register_by_organizatio
         pool,
         &config,
         NewMeeting {
-            title: "Extra session".into(),
+            title: "Extra sitting".into(),
             start: Some(local("2012-09-03 10:00")),
             end: Some(local("2012-09-03 12:00")),
             ..geneva()
@@ -1146,6 +1150,18 @@ async fn agenda_and_report_list_every_statement_from_the_register_by_organizatio
     );
     assert!(text.contains("Reply LS on <b>test</b> specifications & tools"));
     assert!(!text.contains(&out_numbers[0]) && !text.contains(&out_numbers[2]));
+    // The announcement and a reminder that name all these statements are not taken for
+    // statements themselves when they come back through the list.
+    let list = config.list("jca-sghn").unwrap();
+    for kind in [
+        meeting::mail::Kind::Announcement,
+        meeting::mail::Kind::Reminder { days: 7 },
+    ] {
+        let (raw, _) =
+            meeting::mail::compose(&config, list, &m2, &kind, Some(&a), at(2012, 10, 1, 8, 0));
+        let c = concord::liaison::classify::classify(&reg, &config.liaison.self_org, &raw);
+        assert!(!c.is_liaison, "{kind:?}: {:?}", c.signals);
+    }
 
     // The report: attendance, documents considered with links, decisions, actions, next.
     let (people, bad) = meeting::parse_attendance_csv(
@@ -1310,7 +1326,7 @@ async fn agenda_and_report_list_every_statement_from_the_register_by_organizatio
     assert!(md.contains("## Meetings (2)"), "{md}");
     assert!(
         md.contains(&format!(
-            "| {} | JCA-SG&HN meeting; Geneva, July session |",
+            "| {} | JCA-SG&HN meeting; Geneva, July plenary |",
             m1.id
         )),
         "{md}"
@@ -1324,7 +1340,7 @@ async fn agenda_and_report_list_every_statement_from_the_register_by_organizatio
         "{md}"
     );
     assert!(
-        !md.contains("Extra session") && !md.contains("Tokyo"),
+        !md.contains("Extra sitting") && !md.contains("Tokyo"),
         "{md}"
     );
     let mut g = progress::gather(
