@@ -1841,7 +1841,9 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
                     let c = &s.classification;
                     println!(
                         "{:<16} {:<14} {}",
-                        s.number.as_deref().unwrap_or(if dry_run { "(dry run)" } else { "-" }),
+                        s.number
+                            .as_deref()
+                            .unwrap_or(if dry_run { "(dry run)" } else { "-" }),
                         c.source.as_deref().unwrap_or("unknown"),
                         c.title.as_deref().unwrap_or("")
                     );
@@ -1849,7 +1851,11 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
                 println!(
                     "{scanned} messages scanned, {} statements {}",
                     found.len(),
-                    if dry_run { "found (nothing registered)" } else { "registered" }
+                    if dry_run {
+                        "found (nothing registered)"
+                    } else {
+                        "registered"
+                    }
                 );
             }
         }
