@@ -16,13 +16,8 @@ use sqlx::SqliteConnection;
 use super::register::{self, Direction, Error, Filter, Result, State, Statement};
 use super::registry::Registry;
 use crate::config::Liaison;
-
-/// The report's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Markdown,
-    Html,
-}
+use crate::document::{Doc, or_dash};
+pub use crate::document::{Format, escape_html, escape_markdown};
 
 /// Activity of one list in the period.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -199,106 +194,6 @@ pub async fn build(
 ) -> Result<String> {
     let r = gather(conn, cfg, registry, from, to, today).await?;
     Ok(render(&r, format))
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Makes text safe for one Markdown table cell or heading: one line, `|` and the
-/// characters Markdown reads as markup escaped.
-pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.split_whitespace().collect::<Vec<_>>().join(" ").chars() {
-        match c {
-            '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A sink that writes headings, paragraphs and tables in one format.
-struct Doc {
-    format: Format,
-    out: String,
-}
-
-impl Doc {
-    fn esc(&self, s: &str) -> String {
-        match self.format {
-            Format::Markdown => escape_markdown(s),
-            Format::Html => escape_html(s),
-        }
-    }
-
-    fn heading(&mut self, level: usize, text: &str) {
-        let t = self.esc(text);
-        match self.format {
-            Format::Markdown => self.out.push_str(&format!("{} {t}\n\n", "#".repeat(level))),
-            Format::Html => self.out.push_str(&format!("<h{level}>{t}</h{level}>\n")),
-        }
-    }
-
-    fn para(&mut self, text: &str) {
-        let t = self.esc(text);
-        match self.format {
-            Format::Markdown => self.out.push_str(&format!("{t}\n\n")),
-            Format::Html => self.out.push_str(&format!("<p>{t}</p>\n")),
-        }
-    }
-
-    fn table(&mut self, head: &[&str], rows: &[Vec<String>]) {
-        match self.format {
-            Format::Markdown => {
-                let cells: Vec<String> = head.iter().map(|h| self.esc(h)).collect();
-                self.out.push_str(&format!("| {} |\n", cells.join(" | ")));
-                self.out
-                    .push_str(&format!("|{}\n", "---|".repeat(head.len())));
-                for r in rows {
-                    let cells: Vec<String> = r.iter().map(|c| self.esc(c)).collect();
-                    self.out.push_str(&format!("| {} |\n", cells.join(" | ")));
-                }
-                self.out.push('\n');
-            }
-            Format::Html => {
-                self.out.push_str("<table>\n<thead><tr>");
-                for h in head {
-                    self.out.push_str(&format!("<th>{}</th>", self.esc(h)));
-                }
-                self.out.push_str("</tr></thead>\n<tbody>\n");
-                for r in rows {
-                    self.out.push_str("<tr>");
-                    for c in r {
-                        self.out.push_str(&format!("<td>{}</td>", self.esc(c)));
-                    }
-                    self.out.push_str("</tr>\n");
-                }
-                self.out.push_str("</tbody>\n</table>\n");
-            }
-        }
-    }
-}
-
-fn or_dash(v: Option<&str>) -> String {
-    v.filter(|s| !s.trim().is_empty())
-        .unwrap_or("-")
-        .to_string()
 }
 
 /// The report as text.

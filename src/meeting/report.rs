@@ -19,19 +19,11 @@ use sqlx::SqliteConnection;
 use super::agenda::{self, Agenda, Groups};
 use super::{Action, ActionKind, Attendee, Meeting, Result};
 use crate::config::Config;
+pub use crate::document::Link;
+use crate::document::{Cell, Doc, Format, escape_html, or_dash};
 use crate::liaison::classify::Purpose;
 use crate::liaison::register::Statement;
 use crate::liaison::registry::Registry;
-use crate::liaison::report::{Format, escape_html, escape_markdown};
-
-/// Where a statement can be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// Its mail in a list's web archive.
-    Url(String),
-    /// The command that shows it.
-    Command(String),
-}
 
 /// What the report shows, before formatting.
 #[derive(Debug, Clone)]
@@ -141,126 +133,6 @@ pub async fn build(
 ) -> Result<String> {
     let r = gather(conn, config, id, registry, today).await?;
     Ok(render(&r, format))
-}
-
-/// A table cell.
-enum Cell {
-    Text(String),
-    /// A link and the word a URL is shown as.
-    Link(Link, &'static str),
-}
-
-struct Doc {
-    format: Format,
-    out: String,
-}
-
-impl Doc {
-    fn esc(&self, s: &str) -> String {
-        match self.format {
-            Format::Markdown => escape_markdown(s),
-            Format::Html => escape_html(s),
-        }
-    }
-
-    fn heading(&mut self, level: usize, text: &str) {
-        let t = self.esc(text);
-        match self.format {
-            Format::Markdown => self.out.push_str(&format!("{} {t}\n\n", "#".repeat(level))),
-            Format::Html => self.out.push_str(&format!("<h{level}>{t}</h{level}>\n")),
-        }
-    }
-
-    fn para(&mut self, text: &str) {
-        let t = self.esc(text);
-        match self.format {
-            Format::Markdown => self.out.push_str(&format!("{t}\n\n")),
-            Format::Html => self.out.push_str(&format!("<p>{t}</p>\n")),
-        }
-    }
-
-    fn link(&self, l: &Link, label: &str) -> String {
-        match (self.format, l) {
-            (Format::Markdown, Link::Url(u)) => {
-                let u: String = u
-                    .chars()
-                    .filter(|c| !"<>".contains(*c) && !c.is_whitespace())
-                    .collect();
-                format!("[{label}](<{u}>)")
-            }
-            (Format::Markdown, Link::Command(c)) => {
-                format!("`{}`", c.replace('`', "'").replace(['\r', '\n', '|'], " "))
-            }
-            (Format::Html, Link::Url(u)) => {
-                format!("<a href=\"{}\">{label}</a>", escape_html(u))
-            }
-            (Format::Html, Link::Command(c)) => format!("<code>{}</code>", escape_html(c)),
-        }
-    }
-
-    fn cell(&self, c: &Cell) -> String {
-        match c {
-            Cell::Text(t) => self.esc(t),
-            Cell::Link(l, label) => self.link(l, label),
-        }
-    }
-
-    fn table(&mut self, head: &[&str], rows: &[Vec<Cell>]) {
-        match self.format {
-            Format::Markdown => {
-                let cells: Vec<String> = head.iter().map(|h| self.esc(h)).collect();
-                self.out.push_str(&format!("| {} |\n", cells.join(" | ")));
-                self.out
-                    .push_str(&format!("|{}\n", "---|".repeat(head.len())));
-                for r in rows {
-                    let cells: Vec<String> = r.iter().map(|c| self.cell(c)).collect();
-                    self.out.push_str(&format!("| {} |\n", cells.join(" | ")));
-                }
-                self.out.push('\n');
-            }
-            Format::Html => {
-                self.out.push_str("<table>\n<thead><tr>");
-                for h in head {
-                    self.out.push_str(&format!("<th>{}</th>", self.esc(h)));
-                }
-                self.out.push_str("</tr></thead>\n<tbody>\n");
-                for r in rows {
-                    self.out.push_str("<tr>");
-                    for c in r {
-                        self.out.push_str(&format!("<td>{}</td>", self.cell(c)));
-                    }
-                    self.out.push_str("</tr>\n");
-                }
-                self.out.push_str("</tbody>\n</table>\n");
-            }
-        }
-    }
-
-    fn numbered(&mut self, items: &[String]) {
-        match self.format {
-            Format::Markdown => {
-                for (i, t) in items.iter().enumerate() {
-                    self.out
-                        .push_str(&format!("{}. {}\n", i + 1, escape_markdown(t)));
-                }
-                self.out.push('\n');
-            }
-            Format::Html => {
-                self.out.push_str("<ol>\n");
-                for t in items {
-                    self.out.push_str(&format!("<li>{}</li>\n", escape_html(t)));
-                }
-                self.out.push_str("</ol>\n");
-            }
-        }
-    }
-}
-
-fn or_dash(v: Option<&str>) -> String {
-    v.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("-")
-        .to_string()
 }
 
 fn statements(
