@@ -20,6 +20,7 @@ pub mod app;
 pub mod archive;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod document;
 pub mod inbound;
 pub mod liaison;

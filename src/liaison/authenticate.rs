@@ -10,19 +10,15 @@
 //! "static"`, only from the `[dkim.static]` table (a name not in it has no key), so tests
 //! and closed networks verify with no network at all.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::resolver::ToFqdn;
 use mail_auth::common::verify::DomainKey;
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, ResolverCache, Txt};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Txt};
 use serde::Serialize;
 
 use crate::config::{Config, DmarcResolver};
+use crate::dns::TxtTable;
 
 /// What the DKIM signatures of a message say about its From domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,59 +93,21 @@ pub fn aligned(signing: &str, from: &str) -> bool {
     under(&f, &s) || under(&s, &f)
 }
 
-/// Key records: the static table, answered without DNS when offline.
-struct Keys {
-    map: Mutex<HashMap<Box<str>, Txt>>,
-    offline: bool,
-}
-
-impl ResolverCache<Box<str>, Txt> for Keys {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let found = self.map.lock().ok()?.get(name).cloned();
-        match found {
-            Some(t) => Some(t),
-            None if self.offline => Some(Txt::Error(mail_auth::Error::Dns(
-                mail_auth::DnsError::InvalidRecordType,
-            ))),
-            None => None,
-        }
-    }
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.map.lock().ok()?.remove(name)
-    }
-    // DNS answers are not kept: a rotated key is seen at once.
-    fn insert(&self, _key: Box<str>, _value: Txt, _valid_until: Instant) {}
-}
-
 /// Verifies DKIM signatures with the configured resolver.
 #[derive(Clone)]
 pub struct Verifier {
     auth: Arc<Option<MessageAuthenticator>>,
-    keys: Arc<Keys>,
+    keys: Arc<TxtTable>,
 }
 
 impl Verifier {
     pub fn new(config: &Config) -> Self {
         let offline = config.dmarc.resolver == DmarcResolver::Static;
-        let mut map = HashMap::new();
+        // DNS answers are not kept: a rotated key is seen at once.
+        let keys = TxtTable::new(offline, false);
         for (name, record) in &config.dkim.table {
             match DomainKey::parse(record.as_bytes()) {
-                Ok(k) => {
-                    let key: Box<str> = name
-                        .to_ascii_lowercase()
-                        .to_fqdn()
-                        .into_owned()
-                        .into_boxed_str();
-                    map.insert(key, Txt::from(k));
-                }
+                Ok(k) => keys.put(name, Txt::from(k)),
                 Err(e) => {
                     tracing::warn!(%name, error = %e, "ignoring an invalid [dkim.static] key record")
                 }
@@ -173,10 +131,7 @@ impl Verifier {
         };
         Self {
             auth: Arc::new(auth),
-            keys: Arc::new(Keys {
-                map: Mutex::new(map),
-                offline,
-            }),
+            keys: Arc::new(keys),
         }
     }
 

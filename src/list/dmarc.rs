@@ -4,54 +4,15 @@
 //! system's, or a static table (`[dmarc] resolver = "static"`) for tests and closed
 //! networks.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use mail_auth::common::resolver::ToFqdn;
 use mail_auth::dmarc::{Dmarc, Policy};
 use mail_auth::{MessageAuthenticator, ResolverCache, Txt};
 
+use crate::dns::TxtTable;
+
 use crate::config;
-
-/// TXT answers: the static table, or a cache in front of DNS.
-struct TxtTable {
-    map: Mutex<HashMap<Box<str>, Txt>>,
-    /// A name not in the table has no record (no DNS is asked).
-    offline: bool,
-}
-
-impl ResolverCache<Box<str>, Txt> for TxtTable {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let found = self.map.lock().ok()?.get(name).cloned();
-        match found {
-            Some(t) => Some(t),
-            // Answered here, so nothing reaches the network.
-            None if self.offline => Some(Txt::Error(mail_auth::Error::Dns(
-                mail_auth::DnsError::InvalidRecordType,
-            ))),
-            None => None,
-        }
-    }
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.map.lock().ok()?.remove(name)
-    }
-    fn insert(&self, key: Box<str>, value: Txt, _valid_until: Instant) {
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(key, value);
-        }
-    }
-}
 
 /// Looks up DMARC policies.
 #[derive(Clone)]
@@ -63,18 +24,13 @@ pub struct DmarcLookup {
 impl DmarcLookup {
     pub fn new(cfg: &config::Dmarc) -> Self {
         let offline = cfg.resolver == config::DmarcResolver::Static;
-        let table = TxtTable {
-            map: Mutex::new(HashMap::new()),
-            offline,
-        };
+        let table = TxtTable::new(offline, true);
         for (domain, policy) in &cfg.table {
             let record = format!("v=DMARC1; p={policy}");
             if let Ok(d) =
                 <Dmarc as mail_auth::common::parse::TxtRecordParser>::parse(record.as_bytes())
             {
-                let name = format!("_dmarc.{}", domain.to_ascii_lowercase());
-                let key: Box<str> = name.to_fqdn().into_owned().into_boxed_str();
-                table.insert(key, Txt::from(d), Instant::now());
+                table.put(&format!("_dmarc.{domain}"), Txt::from(d));
             } else {
                 tracing::warn!(%domain, %policy, "ignoring an invalid [dmarc.static] entry");
             }
