@@ -541,7 +541,7 @@ pub fn list_copy(raw: &[u8], o: &Options<'_>) -> Vec<u8> {
         list_headers.push(plain("List-Archive", &format!("<{base}/>"), eol));
         list_headers.push(plain(
             "Archived-At",
-            &format!("<{base}/message/{}>", url_escape(o.message_id)),
+            &format!("<{}>", archived_at(base, o.message_id)),
             eol,
         ));
     }
@@ -573,6 +573,17 @@ pub fn list_copy(raw: &[u8], o: &Options<'_>) -> Vec<u8> {
     out.extend_from_slice(eol.as_bytes());
     out.extend(body);
     out
+}
+
+/// The web address of a message in a list's archive (the `Archived-At` URL, RFC 5064):
+/// `ARCHIVE_URL/message/MESSAGE-ID`, the Message-ID without its angle brackets and
+/// percent-encoded (RFC 3986 section 2.1) except for characters safe in a path.
+pub fn archived_at(archive_url: &str, message_id: &str) -> String {
+    format!(
+        "{}/message/{}",
+        archive_url.trim_end_matches('/'),
+        url_escape(message_id)
+    )
 }
 
 fn url_escape(s: &str) -> String {

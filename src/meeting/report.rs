@@ -41,27 +41,6 @@ pub struct Report {
     pub today: NaiveDate,
 }
 
-/// Percent-encodes a Message-ID for a URL path, as `Archived-At` does (src/list/pipeline.rs).
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'~'
-            | b'@'
-            | b'+'
-            | b'='
-            | b'$'
-            | b'!' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The link of statement `s`: its mail's `Archived-At` address under a list that archived
 /// it and has an `archive_url`, else the command that shows it.
 pub async fn link(conn: &mut SqliteConnection, config: &Config, s: &Statement) -> Result<Link> {
@@ -73,11 +52,7 @@ pub async fn link(conn: &mut SqliteConnection, config: &Config, s: &Statement) -
                 .await?;
         for l in &lists {
             if let Some(url) = config.list(l).and_then(|l| l.archive_url.as_deref()) {
-                return Ok(Link::Url(format!(
-                    "{}/message/{}",
-                    url.trim_end_matches('/'),
-                    url_escape(mid)
-                )));
+                return Ok(Link::Url(crate::list::pipeline::archived_at(url, mid)));
             }
         }
         let mid: String = mid
