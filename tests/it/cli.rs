@@ -1,54 +1,9 @@
 //! The `concord` binary as a user runs it: help, JSON listings, exit codes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use crate::common::corpus;
-
-struct Cli {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("concord.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[database]\nurl = \"sqlite://{}/db/concord.db\"\n[log]\nlevel = \"warn\"\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        Self { dir, config }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Vec<u8> {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "concord {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_slice(&self.ok(args)).unwrap()
-    }
-}
+use crate::common::{Cli, corpus};
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -56,7 +11,7 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn every_command_has_help() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     for cmd in [
         vec![],
         vec!["serve"],
@@ -92,16 +47,16 @@ fn every_command_has_help() {
     ] {
         let mut args = cmd.clone();
         args.push("--help");
-        let out = String::from_utf8(cli.ok(&args)).unwrap();
+        let out = cli.ok(&args);
         assert!(out.contains("Usage:"), "{cmd:?}: {out}");
     }
 }
 
 #[test]
 fn import_list_search_show_export() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     let mbox = corpus().join("threads/notmuch-list-2009-default.mbox");
-    let out = String::from_utf8(cli.ok(&["init"])).unwrap();
+    let out = cli.ok(&["init"]);
     assert!(out.contains("database ready"), "{out}");
     assert!(
         cli.dir.path().join("db/concord.db").exists(),
@@ -143,7 +98,7 @@ fn import_list_search_show_export() {
 
     // The tree, by thread id and by a Message-ID in it.
     let id = maildir["thread_id"].as_i64().unwrap().to_string();
-    let text = String::from_utf8(cli.ok(&["thread", &id])).unwrap();
+    let text = cli.ok(&["thread", &id]);
     assert!(text.contains("Working with Maildir storage"), "{text}");
     let by_mid = cli.json(&["thread", "<87fx8can9z.fsf@vertex.dottedmag>", "--json"]);
     assert_eq!(by_mid["thread_id"].as_i64().unwrap().to_string(), id);
@@ -167,14 +122,14 @@ fn import_list_search_show_export() {
     let o = cli.run(&["search", "--json", "--", "-zzzznotaword"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let raw = cli.ok(&[
+    let raw = cli.ok_bytes(&[
         "show",
         "--raw",
         "20091117190054.GU3165@dottiness.seas.harvard.edu",
     ]);
     let plain = std::fs::read(&mbox).unwrap();
     assert!(plain.windows(raw.len()).any(|w| w == raw.as_slice()));
-    let shown = String::from_utf8(cli.ok(&["show", "<87iqd9rn3l.fsf@vertex.dottedmag>"])).unwrap();
+    let shown = cli.ok(&["show", "<87iqd9rn3l.fsf@vertex.dottedmag>"]);
     assert!(
         shown.contains("Subject: Re: [notmuch] Working with Maildir storage?"),
         "{shown}"
@@ -212,17 +167,17 @@ fn import_list_search_show_export() {
 
 #[test]
 fn status_before_and_after_a_daemon_run() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     let s = cli.json(&["status", "--json"]);
     assert_eq!(s["running"], false);
     assert!(s["daemon"].is_null());
-    let text = String::from_utf8(cli.ok(&["status"])).unwrap();
+    let text = cli.ok(&["status"]);
     assert!(text.contains("never started"), "{text}");
 }
 
 #[test]
 fn exit_codes_mean_something() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     assert_eq!(cli.run(&["show", "nope@nowhere"]).status.code(), Some(3));
     assert_eq!(cli.run(&["thread", "nope@nowhere"]).status.code(), Some(3));
     let bad = cli.run(&["search", "\"unbalanced"]);
@@ -244,10 +199,10 @@ fn exit_codes_mean_something() {
 
 #[test]
 fn quarantine_is_listed_with_reasons() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     let junk = cli.dir.path().join("junk.eml");
     std::fs::write(&junk, b"\x00\x01 binary\n").unwrap();
-    let out = String::from_utf8(cli.ok(&["import", p(&junk)])).unwrap();
+    let out = cli.ok(&["import", p(&junk)]);
     assert!(out.contains("1 quarantined"), "{out}");
     let q = cli.json(&["quarantine", "list", "--json"]);
     let q = q.as_array().unwrap();
@@ -261,16 +216,16 @@ fn quarantine_is_listed_with_reasons() {
     assert!(q[0]["origin"].as_str().unwrap().ends_with("junk.eml"));
     let id = q[0]["id"].as_i64().unwrap().to_string();
     assert_eq!(
-        cli.ok(&["quarantine", "show", "--raw", &id]),
+        cli.ok_bytes(&["quarantine", "show", "--raw", &id]),
         b"\x00\x01 binary\n"
     );
-    let text = String::from_utf8(cli.ok(&["quarantine", "list"])).unwrap();
+    let text = cli.ok(&["quarantine", "list"]);
     assert!(text.contains("no header section"));
 }
 
 #[test]
 fn json_logs_on_request() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     let junk = cli.dir.path().join("junk.eml");
     std::fs::write(&junk, b"\x00 binary\n").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -295,19 +250,18 @@ fn json_logs_on_request() {
 
 #[test]
 fn members_and_holds_from_the_command_line() {
-    let cli = Cli::new();
+    let cli = Cli::new("");
     let mut cfg = std::fs::read_to_string(&cli.config).unwrap();
     cfg.push_str(crate::daemon::LISTS);
     std::fs::write(&cli.config, cfg).unwrap();
-    let out = String::from_utf8(cli.ok(&[
+    let out = cli.ok(&[
         "members",
         "add",
         "jca-sghn",
         "Richard Stuart <Convener@Example.org>",
         "--role",
         "convener",
-    ]))
-    .unwrap();
+    ]);
     assert!(
         out.contains("added convener@example.org (convener)"),
         "{out}"

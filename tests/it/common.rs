@@ -106,3 +106,65 @@ pub fn mail(mid: &str, refs: &[&str], date: &str, subject: &str, body: &str) -> 
     s.push_str(&format!("\n{body}\n"));
     s.into_bytes()
 }
+
+/// The `concord` binary as a user runs it, in a temporary folder with its own
+/// configuration: a database under `db/`, warn-level logs, then `extra` (TOML; `{dir}`
+/// stands for the folder, `{orgs}` for the shipped organization registry).
+pub struct Cli {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// The database URL, for tests that look inside.
+    pub url: String,
+}
+
+impl Cli {
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("concord.toml");
+        let url = format!("sqlite://{}/db/concord.db", dir.path().display());
+        let orgs = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/organizations.toml");
+        let extra = extra
+            .replace("{dir}", &dir.path().display().to_string())
+            .replace("{orgs}", &orgs.display().to_string());
+        std::fs::write(
+            &config,
+            format!("[database]\nurl = \"{url}\"\n[log]\nlevel = \"warn\"\n{extra}"),
+        )
+        .unwrap();
+        Self { dir, config, url }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("USER", "tester")
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Standard output of a command that must succeed.
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "concord {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        String::from_utf8(self.ok_bytes(args)).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_slice(&self.ok_bytes(args)).unwrap()
+    }
+
+    pub fn code(&self, args: &[&str]) -> i32 {
+        self.run(args).status.code().unwrap()
+    }
+}

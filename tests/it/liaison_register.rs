@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use concord::config::{Config, Liaison};
@@ -15,7 +14,7 @@ use concord::liaison::{reminders, report};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
-use crate::common::Archive;
+use crate::common::{Archive, Cli};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liaison")
@@ -1189,61 +1188,6 @@ fn number_format_is_validated_at_config_load() {
 }
 
 /// The `concord` binary on a database prepared through the library.
-struct Cli {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    url: String,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("concord.toml");
-        let url = format!("sqlite://{}/concord.db", dir.path().display());
-        std::fs::write(
-            &config,
-            format!(
-                "[database]\nurl = \"{url}\"\n[log]\nlevel = \"warn\"\n\
-                 [liaison]\norganizations = \"{}\"\nconveners_notify = [\"convener@example.org\"]\n",
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("config/organizations.toml")
-                    .display()
-            ),
-        )
-        .unwrap();
-        Self { dir, config, url }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("USER", "tester")
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "concord {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn code(&self, args: &[&str]) -> i32 {
-        self.run(args).status.code().unwrap()
-    }
-}
-
 /// Registers 001 (action, deadline 2012-10-15: overdue today), 032 (information) and
 /// 017 (two attachments) through the library; returns their numbers.
 async fn prepare(cli: &Cli) -> Vec<String> {
@@ -1281,7 +1225,9 @@ async fn prepare(cli: &Cli) -> Vec<String> {
 
 #[tokio::test]
 async fn cli_list_show_assign_close_and_exit_codes() {
-    let cli = Cli::new();
+    let cli = Cli::new(
+        "[liaison]\norganizations = \"{orgs}\"\nconveners_notify = [\"convener@example.org\"]\n",
+    );
     let n = prepare(&cli).await;
     assert_eq!(n, ["LS-IN-2012-001", "LS-IN-2012-002", "LS-IN-2012-003"]);
 
@@ -1407,7 +1353,9 @@ async fn cli_list_show_assign_close_and_exit_codes() {
 
 #[tokio::test]
 async fn cli_attachments_report_and_classify() {
-    let cli = Cli::new();
+    let cli = Cli::new(
+        "[liaison]\norganizations = \"{orgs}\"\nconveners_notify = [\"convener@example.org\"]\n",
+    );
     let n = prepare(&cli).await;
     let files = cli.json(&["ls", "attachments", &n[2], "--json"]);
     let names: Vec<&str> = files
@@ -1485,7 +1433,9 @@ async fn cli_attachments_report_and_classify() {
 
 #[test]
 fn every_ls_command_has_help() {
-    let cli = Cli::new();
+    let cli = Cli::new(
+        "[liaison]\norganizations = \"{orgs}\"\nconveners_notify = [\"convener@example.org\"]\n",
+    );
     for cmd in [
         vec!["ls"],
         vec!["ls", "list"],

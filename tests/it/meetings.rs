@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -21,7 +20,7 @@ use icalendar::parser::{Component, read_calendar, unfold};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
-use crate::common::Archive;
+use crate::common::{Archive, Cli};
 use crate::servers::SmtpSink;
 
 const ACCESS_CODE: &str = "SECRET-7788";
@@ -1369,60 +1368,12 @@ async fn agenda_and_report_list_every_statement_from_the_register_by_organizatio
 // The command line
 // ---------------------------------------------------------------------------------------
 
-struct Cli {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("concord.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[database]\nurl = \"sqlite://{}/concord.db\"\n[log]\nlevel = \"warn\"\n[outbound]\nmaildir = \"{}/outbox\"\n{}",
-                dir.path().display(),
-                dir.path().display(),
-                config_text("")
-            ),
-        )
-        .unwrap();
-        Self { dir, config }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "concord {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn code(&self, args: &[&str]) -> i32 {
-        self.run(args).status.code().unwrap()
-    }
-}
-
 #[test]
 fn cli_meeting_commands() {
-    let cli = Cli::new();
+    let cli = Cli::new(&format!(
+        "[outbound]\nmaildir = \"{{dir}}/outbox\"\n{}",
+        config_text("")
+    ));
     for sub in [
         "add",
         "list",

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use concord::liaison::registry::{REQUIRED_IDS, Registry};
+
+use crate::common::Cli;
 
 fn shipped_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/organizations.toml")
@@ -224,56 +225,9 @@ fn labelled_statements_resolve_to_their_source() {
     );
 }
 
-struct Cli {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("concord.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[database]\nurl = \"sqlite://{}/concord.db\"\n[log]\nlevel = \"warn\"\n\
-                 [liaison]\norganizations = \"{}\"\n",
-                dir.path().display(),
-                shipped_path().display()
-            ),
-        )
-        .unwrap();
-        Self { dir, config }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "concord {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-}
-
 #[test]
 fn cli_list_and_show() {
-    let cli = Cli::new();
+    let cli = Cli::new("[liaison]\norganizations = \"{orgs}\"\n");
     let all = cli.json(&["orgs", "list", "--json"]);
     let ids: Vec<&str> = all
         .as_array()
@@ -319,7 +273,7 @@ fn cli_list_and_show() {
 
 #[test]
 fn cli_alias_add_resolve_remove() {
-    let cli = Cli::new();
+    let cli = Cli::new("[liaison]\norganizations = \"{orgs}\"\n");
     let r = cli.json(&["orgs", "resolve", "--json", "Question 15/15"]);
     assert_eq!(r["org"], "itu-t-sg15");
     assert_eq!(r["from_subgroup"], "Q15/15");
