@@ -41,6 +41,8 @@ pub struct Daemon {
     pub pool: SqlitePool,
     pub intake: Intake,
     pub lmtp: Option<TcpListener>,
+    /// The web server's listener (`[web] listen`), src/web/.
+    pub web: Option<TcpListener>,
 }
 
 impl Daemon {
@@ -66,16 +68,32 @@ impl Daemon {
             }
             None => None,
         };
+        let web = match &config.web.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Listen {
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             config,
             pool,
             intake,
             lmtp,
+            web,
         })
     }
 
     pub fn lmtp_addr(&self) -> Option<std::net::SocketAddr> {
         self.lmtp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Runs until `shutdown` turns true, then stops every task and returns.
@@ -166,6 +184,15 @@ impl Daemon {
             std::sync::Arc::new(self.config.clone()),
             shutdown.clone(),
         ));
+        // The web interface (src/web/): stops accepting on shutdown, finishes requests.
+        if let Some(listener) = self.web {
+            tasks.spawn(crate::web::run(
+                listener,
+                std::sync::Arc::new(self.config.clone()),
+                self.pool.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracing::info!(
             lmtp = self.config.inbound.lmtp.is_some(),
             maildirs = self.config.inbound.maildir.len(),

@@ -160,6 +160,35 @@ enum Command {
     /// attendance, decisions and actions, the agenda and the report
     #[command(subcommand)]
     Meeting(MeetingCmd),
+    /// The web interface: API tokens for the JSON API
+    #[command(subcommand)]
+    Web(WebCmd),
+}
+
+#[derive(Subcommand)]
+enum WebCmd {
+    /// API tokens (`Authorization: Bearer TOKEN` on /api/v1)
+    #[command(subcommand)]
+    Token(WebTokenCmd),
+}
+
+#[derive(Subcommand)]
+enum WebTokenCmd {
+    /// Make a token acting for a member; it is printed once
+    Create {
+        /// The member's address
+        address: String,
+        /// What the token is for
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Tokens made (never their values)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id
+    Revoke { id: i64 },
 }
 
 fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
@@ -821,6 +850,7 @@ async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) 
         Command::Orgs(cmd) => return orgs_command(&pool, &config, cmd).await,
         Command::Ls(cmd) => return ls_command(&pool, &config, cmd).await,
         Command::Meeting(cmd) => return meeting_command(&pool, &config, cmd).await,
+        Command::Web(WebCmd::Token(cmd)) => return web_token_command(&pool, cmd).await,
         Command::Report { from, to, format } => {
             use concord::liaison::{register, registry::Registry, report};
             let registry = match Registry::load(&config.liaison.organizations, &pool).await {
@@ -2579,6 +2609,56 @@ async fn meeting_command(
                     .with_context(|| format!("writing {}", path.display()))?,
                 None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
+        }
+    }
+    Ok(0)
+}
+
+async fn web_token_command(pool: &concord::db::SqlitePool, cmd: WebTokenCmd) -> Result<u8> {
+    use concord::web::auth::{self, TokenError};
+    let token_err = |e: TokenError| match e {
+        TokenError::NotMember(a) => exit(3, format!("{a} is not a member of any list")),
+        TokenError::Invalid(m) => exit(2, m),
+        TokenError::Db(e) => e.into(),
+    };
+    match cmd {
+        WebTokenCmd::Create { address, note } => {
+            let (id, token) = auth::create_api_token(pool, &address, note.as_deref())
+                .await
+                .map_err(token_err)?;
+            eprintln!("token {id} created; it is shown only now:");
+            println!("{token}");
+        }
+        WebTokenCmd::List { json } => {
+            let tokens = auth::list_api_tokens(pool).await.map_err(token_err)?;
+            if json {
+                print_json(&tokens)?;
+            } else {
+                for t in &tokens {
+                    println!(
+                        "{:>4}  {:<32}  created {}  last used {}{}{}",
+                        t.id,
+                        t.address,
+                        when(Some(t.created_at)),
+                        t.last_used_at
+                            .map(|x| when(Some(x)))
+                            .unwrap_or_else(|| "never".into()),
+                        t.revoked_at
+                            .map(|x| format!("  revoked {}", when(Some(x))))
+                            .unwrap_or_default(),
+                        t.note
+                            .as_deref()
+                            .map(|n| format!("  ({n})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        WebTokenCmd::Revoke { id } => {
+            if !auth::revoke_api_token(pool, id).await.map_err(token_err)? {
+                return Err(exit(3, format!("no active token {id}")));
+            }
+            println!("token {id} revoked");
         }
     }
     Ok(0)

@@ -59,6 +59,8 @@ pub struct Config {
     /// help.txt); `{list}`, `{address}`, `{description}`, `{request}`, `{owner}` are
     /// replaced.
     pub templates: Option<PathBuf>,
+    /// The web interface (src/web/); off without `[web] listen`.
+    pub web: crate::web::settings::Settings,
 }
 
 /// How outgoing mail leaves: through an SMTP relay, or (the embedded default) into a
@@ -639,6 +641,7 @@ impl Default for Config {
             dmarc: Dmarc::default(),
             dkim: Dkim::default(),
             templates: None,
+            web: crate::web::settings::Settings::default(),
         }
     }
 }
@@ -733,10 +736,11 @@ impl Config {
 
     /// Parses configuration text; `origin` names it in error messages.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| Error::Parse {
             path: origin.to_owned(),
             source: Box::new(e),
         })?;
+        config.web.clone().apply(&mut config.lists)?;
         config.validate()?;
         Ok(config)
     }

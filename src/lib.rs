@@ -14,6 +14,7 @@
 //! - [`meeting`]: the group's meetings: announcements with iCalendar invitations,
 //!   reminders, the agenda drawn from the liaison register, and the meeting report;
 //! - [`outbound`]: the persistent queue and the worker that delivers it (SMTP or Maildir);
+//! - [`web`]: the HTTP server: archive and register pages, feeds, the JSON API, sign-in;
 //! - [`app`]: the daemon's wiring, shutdown and status.
 
 pub mod app;
@@ -29,3 +30,4 @@ pub mod meeting;
 pub mod outbound;
 pub mod parse;
 pub mod route;
+pub mod web;

@@ -316,11 +316,65 @@ pub struct Hit {
 /// Column weights for bm25: subject, sender, recipients, body, attachment names.
 const BM25: &str = "bm25(message_fts, 5.0, 2.0, 1.0, 1.0, 2.0)";
 
+/// Which messages a search may return (the web view's access rules): those archived
+/// under one of `lists`, and, with `unlisted`, those archived under no list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub lists: Vec<String>,
+    pub unlisted: bool,
+}
+
+/// How [`search_with`] runs: an optional [`Scope`], and the marks put around matched
+/// words in snippets.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    pub scope: Option<&'a Scope>,
+    pub marks: (&'a str, &'a str),
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            scope: None,
+            marks: ("[", "]"),
+        }
+    }
+}
+
 /// Runs `query` and returns at most `limit` hits, best first (newest first when the query
 /// has no words to rank by).
 pub async fn search(pool: &SqlitePool, query: &str, limit: u32, offset: u32) -> Result<Vec<Hit>> {
+    search_with(pool, query, &Options::default(), limit, offset).await
+}
+
+/// As [`search`], limited to a scope and with the given snippet marks.
+pub async fn search_with(
+    pool: &SqlitePool,
+    query: &str,
+    opts: &Options<'_>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Hit>> {
     let q = Query::parse(query)?;
-    let p = plan(&q);
+    let mut p = plan(&q);
+    if let Some(scope) = opts.scope {
+        let mut any = Vec::new();
+        if !scope.lists.is_empty() {
+            let marks = vec!["?"; scope.lists.len()].join(", ");
+            any.push(format!(
+                "EXISTS (SELECT 1 FROM message_lists ml WHERE ml.message = m.id AND ml.list IN ({marks}))"
+            ));
+            p.binds
+                .extend(scope.lists.iter().map(|l| Bind::Text(l.clone())));
+        }
+        if scope.unlisted {
+            any.push("NOT EXISTS (SELECT 1 FROM message_lists ml WHERE ml.message = m.id)".into());
+        }
+        if any.is_empty() {
+            return Ok(Vec::new());
+        }
+        p.wheres.push(format!("({})", any.join(" OR ")));
+    }
     let select = "m.id, m.message_id, m.thread_id, m.date,
         COALESCE(m.from_name || ' <' || m.from_addr || '>', m.from_addr, m.from_name, '') AS sender,
         COALESCE(m.subject, '') AS subject";
@@ -342,9 +396,10 @@ pub async fn search(pool: &SqlitePool, query: &str, limit: u32, offset: u32) -> 
                 p.wheres.join(" AND ")
             )
         };
+        let (open, close) = (sql_string(opts.marks.0), sql_string(opts.marks.1));
         format!(
             "WITH top AS ({ranked})
-             SELECT {select}, snippet(message_fts, -1, '[', ']', '…', 16) AS snip, top.rank
+             SELECT {select}, snippet(message_fts, -1, {open}, {close}, '…', 16) AS snip, top.rank
              FROM top CROSS JOIN message_fts ON message_fts.rowid = top.id
                       JOIN messages m ON m.id = top.id
              WHERE message_fts MATCH {expr}

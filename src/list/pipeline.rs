@@ -407,6 +407,13 @@ const OWNED: &[&str] = &[
 
 /// Builds the copy the list sends for a post.
 pub fn list_copy(raw: &[u8], o: &Options<'_>) -> Vec<u8> {
+    list_copy_for(raw, o, None)
+}
+
+/// The copy for one member when the list's `unsubscribe_url` has a `{token}` (RFC 8058
+/// section 3.1: the URI identifies the recipient): `token` is that member's one-click
+/// token. Without a token such a URL is left out and only the `mailto:` remains.
+pub fn list_copy_for(raw: &[u8], o: &Options<'_>, token: Option<&str>) -> Vec<u8> {
     let list = o.list;
     let (mut fields, body, eol) = split(raw);
     let parsed = MessageParser::default().parse(raw);
@@ -512,7 +519,12 @@ pub fn list_copy(raw: &[u8], o: &Options<'_>) -> Vec<u8> {
             eol,
         ),
     ];
-    match &list.unsubscribe_url {
+    let unsubscribe_url = match (&list.unsubscribe_url, token) {
+        (Some(u), Some(t)) if u.contains("{token}") => Some(u.replace("{token}", t)),
+        (Some(u), None) if u.contains("{token}") => None,
+        (u, _) => u.clone(),
+    };
+    match &unsubscribe_url {
         Some(url) => {
             list_headers.push(plain(
                 "List-Unsubscribe",

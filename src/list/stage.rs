@@ -241,14 +241,36 @@ impl Stage {
         if recipients.is_empty() {
             return Ok(0);
         }
-        let copy = pipeline::list_copy(
-            raw,
-            &pipeline::Options {
-                list,
-                dmarc_strict,
-                message_id: &mid,
-            },
-        );
+        let opts = pipeline::Options {
+            list,
+            dmarc_strict,
+            message_id: &mid,
+        };
+        // A one-click unsubscribe URL naming each member (RFC 8058) makes one copy per
+        // member; otherwise one copy goes to everyone.
+        if list
+            .unsubscribe_url
+            .as_deref()
+            .is_some_and(|u| u.contains("{token}"))
+        {
+            let tokens = crate::web::unsubscribe::tokens_for(conn, &list.name, &recipients).await?;
+            for r in &recipients {
+                let copy = pipeline::list_copy_for(raw, &opts, tokens.get(r).map(String::as_str));
+                outbound::enqueue(
+                    conn,
+                    &Outgoing {
+                        envelope_from: list.sub_address("bounces"),
+                        recipients: vec![r.clone()],
+                        raw: copy,
+                        list: Some(list.name.clone()),
+                        origin_message: Some(message),
+                    },
+                )
+                .await?;
+            }
+            return Ok(recipients.len());
+        }
+        let copy = pipeline::list_copy(raw, &opts);
         outbound::enqueue(
             conn,
             &Outgoing {

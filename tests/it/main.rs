@@ -22,3 +22,4 @@ mod orgs;
 mod outbound;
 mod servers;
 mod threading;
+mod web;
