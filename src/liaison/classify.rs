@@ -808,14 +808,46 @@ impl Recogniser<'_, '_> {
             self.signal(format!("source:letterhead:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.2);
         }
-        // A cover note naming the sender ("a liaison statement from ITU-T SG15").
+        // Elsewhere: a sentence naming the sender ("a liaison statement from ITU-T SG15"),
+        // or a heading line that is only a body's name ("Working Party 1A"). Never the
+        // bodies a statement is addressed or copied to, or ones its text talks about:
+        // those would be a guess.
         let stripped = QUOTED_TITLE.replace_all(text, " ");
-        if let Some(r) = stripped.lines().find_map(|l| {
-            self.resolve_all(l)
+        for c in FROM_PHRASE.captures_iter(&stripped) {
+            if let Some(r) = self
+                .resolve_all(&c[1])
                 .into_iter()
                 .find(|r| r.org != self.self_org)
-        }) {
-            self.signal(format!("source:text:{}", r.org));
+            {
+                self.signal(format!("source:text:{}", r.org));
+                return (Some(r.org), r.from_subgroup, 0.15);
+            }
+        }
+        let in_field = |i: usize| {
+            fields
+                .iter()
+                .any(|f| i >= f.line && i < f.line + f.values.len())
+        };
+        let heading = |l: &str| {
+            let t = l.trim();
+            !t.is_empty()
+                && t.chars().count() <= 60
+                && !t.ends_with(['.', ',', ':', ';'])
+                && !PURPOSE_WORD.is_match(t)
+        };
+        // Headings sit above or among the template's fields, not in the text below them.
+        let template_end = fields.last().map(|f| f.line).unwrap_or(lines.len());
+        if let Some(r) = lines[..template_end]
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| !in_field(*i) && heading(l))
+            .find_map(|(_, l)| {
+                self.resolve_all(&QUOTED_TITLE.replace_all(l, " "))
+                    .into_iter()
+                    .find(|r| r.org != self.self_org)
+            })
+        {
+            self.signal(format!("source:heading:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.15);
         }
         if let Some(addr) = self

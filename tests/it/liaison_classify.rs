@@ -280,3 +280,54 @@ proptest::proptest! {
         proptest::prop_assert!(!c.is_liaison || c.title.is_some());
     }
 }
+
+/// A statement from a body the registry does not know is recognised, but its source is
+/// not guessed from the organizations it is addressed or copied to: it is `unknown`, for
+/// the conveners to assign.
+#[test]
+fn a_statement_from_an_unknown_body_is_not_given_a_guessed_source() {
+    let raw = [
+        "From: Secretariat <secretariat@consortium.example>",
+        "To: jca-sghn-ls@lists.example.org",
+        "Subject: Liaison statement on open metering profiles",
+        "Message-ID: <ls-7@consortium.example>",
+        "Date: Mon, 3 Sep 2012 10:00:00 +0200",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "LIAISON STATEMENT",
+        "",
+        "From:      Open Metering Profiles Consortium, Interoperability Committee",
+        "To:        ITU-T JCA-SG&HN (for comment)",
+        "           ITU-T Study Group 15 (for information)",
+        "Title:     Liaison statement on open metering profiles for home networks",
+        "Deadline:  30 November 2012",
+        "Contact:   Dana Whitlock, dana.whitlock@consortium.example",
+        "",
+        "The Consortium has published profiles that ITU-T SG15 and IEEE 802.15 may",
+        "wish to consider.",
+        "",
+        "ITU-T SG16",
+        "",
+    ]
+    .join("\r\n");
+    let raw = raw.as_bytes();
+    let c = classify(&registry(), "jca-sghn", raw);
+    assert!(c.is_liaison, "{:?}", c.signals);
+    assert_eq!(c.source.as_deref(), Some("unknown"), "{:?}", c.signals);
+    assert_eq!(c.from_subgroup, None);
+    assert_eq!(
+        c.title.as_deref(),
+        Some("Liaison statement on open metering profiles for home networks")
+    );
+    assert_eq!(c.deadline.as_deref(), Some("2012-11-30"));
+    assert_eq!(
+        c.purpose,
+        Some(concord::liaison::classify::Purpose::Comment)
+    );
+    assert!(
+        c.signals.iter().any(|s| s == "source-uncertain"),
+        "{:?}",
+        c.signals
+    );
+}
