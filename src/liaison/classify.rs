@@ -835,18 +835,35 @@ impl Recogniser<'_, '_> {
                 && !t.ends_with(['.', ',', ':', ';'])
                 && !PURPOSE_WORD.is_match(t)
         };
-        // Headings sit above or among the template's fields, not in the text below them.
+        // Headings sit above or among the template's fields (after the cover note's
+        // separator, when there is one), not in the text below them. The first body named
+        // wins; a later heading of the same body may give its unit ("Radiocommunication
+        // Study Groups" ... "Working Party 1A").
         let template_end = fields.last().map(|f| f.line).unwrap_or(lines.len());
-        if let Some(r) = lines[..template_end]
+        let start = lines[..template_end]
             .iter()
-            .enumerate()
-            .filter(|(i, l)| !in_field(*i) && heading(l))
-            .find_map(|(_, l)| {
-                self.resolve_all(&QUOTED_TITLE.replace_all(l, " "))
-                    .into_iter()
-                    .find(|r| r.org != self.self_org)
-            })
-        {
+            .rposition(|l| is_separator(l))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let mut best: Option<Resolved> = None;
+        for (i, l) in lines.iter().enumerate().take(template_end).skip(start) {
+            if in_field(i) || !heading(l) {
+                continue;
+            }
+            for r in self.resolve_all(&QUOTED_TITLE.replace_all(l, " ")) {
+                if r.org == self.self_org {
+                    continue;
+                }
+                match &mut best {
+                    None => best = Some(r),
+                    Some(b) if b.org == r.org && b.from_subgroup.is_none() => {
+                        b.from_subgroup = r.from_subgroup
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(r) = best {
             self.signal(format!("source:heading:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.15);
         }
