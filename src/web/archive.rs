@@ -74,8 +74,18 @@ pub async fn months(state: &AppState, list: &str) -> Result<Arc<Vec<Month>>, sql
 /// Every list name the site knows: configured lists, then lists found in the archive.
 pub async fn known_lists(state: &AppState) -> Result<Vec<String>, sqlx::Error> {
     let mut names: Vec<String> = state.config.lists.iter().map(|l| l.name.clone()).collect();
+    for a in archived_lists(state).await? {
+        if !names.contains(&a) {
+            names.push(a);
+        }
+    }
+    Ok(names)
+}
+
+/// The lists messages are archived under.
+async fn archived_lists(state: &AppState) -> Result<Vec<String>, sqlx::Error> {
     // Distinct values of the primary key's first column, one index probe each.
-    let archived: Vec<String> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "WITH RECURSIVE l(name) AS (
              SELECT (SELECT min(list) FROM message_lists)
              UNION ALL
@@ -84,13 +94,7 @@ pub async fn known_lists(state: &AppState) -> Result<Vec<String>, sqlx::Error> {
          SELECT name FROM l WHERE name IS NOT NULL",
     )
     .fetch_all(&state.pool)
-    .await?;
-    for a in archived {
-        if !names.contains(&a) {
-            names.push(a);
-        }
-    }
-    Ok(names)
+    .await
 }
 
 /// The lists each message is archived under.
@@ -120,7 +124,9 @@ pub async fn scope(
     state: &AppState,
     viewer: &Viewer,
 ) -> Result<Option<search::Scope>, sqlx::Error> {
-    let all = known_lists(state).await?;
+    // Only lists with archived mail matter: a list the viewer may not read but that holds
+    // nothing needs no filter.
+    let all = archived_lists(state).await?;
     let readable: Vec<String> = all
         .iter()
         .filter(|l| viewer.may(&auth::list_need(state, l)))
@@ -236,9 +242,10 @@ pub async fn list_index(
             (SELECT COALESCE(x.from_name, x.from_addr) FROM messages x
              WHERE x.thread_id = t.id ORDER BY x.date LIMIT 1)
          FROM threads t
-         WHERE EXISTS (SELECT 1 FROM messages m JOIN message_lists ml ON ml.message = m.id
+         WHERE t.last_date IS NOT NULL
+           AND EXISTS (SELECT 1 FROM messages m JOIN message_lists ml ON ml.message = m.id
                        WHERE m.thread_id = t.id AND ml.list = ?)
-         ORDER BY t.last_date IS NULL, t.last_date DESC, t.id DESC LIMIT 20",
+         ORDER BY t.last_date DESC, t.id DESC LIMIT 20",
     )
     .bind(&list)
     .fetch_all(&state.pool)
