@@ -214,6 +214,20 @@ impl Browser {
         .to_string()
     }
 
+    /// The page's text once it contains `needle` (a click that posts a form returns
+    /// before the next page has loaded).
+    async fn wait_text(&self, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = self.text().await;
+            if text.contains(needle) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        text
+    }
+
     async fn url(&self) -> String {
         self.cmd("GET", "/url", None)
             .await
@@ -242,7 +256,8 @@ impl Browser {
         .await;
     }
 
-    async fn quit(mut self) {
+    /// Ends the session (the browser exits); dropping stops the driver.
+    async fn quit(self) {
         let _ = http(
             self.port,
             "DELETE",
@@ -250,6 +265,23 @@ impl Browser {
             None,
         )
         .await;
+    }
+}
+
+/// A failed assertion must not leave the driver (and its browser) running.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ending the session closes the browser; then the driver goes.
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+                self.session
+            );
+            let _ = s.read(&mut [0u8; 1024]);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -309,13 +341,17 @@ async fn a_member_signs_in_browses_searches_and_downloads() {
     b.click("main a[href^='/login']").await;
     b.type_in("#address", "alice@example.org").await;
     b.click("button[type=submit]").await;
-    assert!(b.text().await.contains("Check your mail"));
+    assert!(
+        b.wait_text("Check your mail")
+            .await
+            .contains("Check your mail")
+    );
     b.screenshot("02-link-sent").await;
     let link = site.login_link("alice@example.org", 1).await;
     b.go(&format!("{base}{link}")).await;
     b.screenshot("03-confirm-sign-in").await;
     b.click("#signin").await;
-    let text = b.text().await;
+    let text = b.wait_text("Sign out").await;
     assert!(
         text.contains("Sign out") && text.contains("alice@example.org"),
         "{text}"
@@ -348,7 +384,7 @@ async fn a_member_signs_in_browses_searches_and_downloads() {
     b.go(&format!("{base}/search")).await;
     b.type_in("#q", "agenda").await;
     b.click("form.search button").await;
-    let text = b.text().await;
+    let text = b.wait_text("Agenda for Geneva").await;
     assert!(text.contains("Agenda for Geneva"), "{text}");
     b.screenshot("07-search").await;
 
