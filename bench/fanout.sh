@@ -52,6 +52,7 @@
 #   BENCH_WORK       work dir (default: target/bench-fanout in the project)
 #   SKIP_BUILD=1     use the existing binary; CONCORD_BIN (default target/release/concord)
 #   SKIP_PEERS=1     concord only
+#   PERSONAL=1       one copy per member (per-member one-click unsubscribe token)
 #   PEER_FANOUT      peer script (default: $(dirname "$0")/../../shared/bench/peer_fanout.sh)
 #   PEER_WORK        its work dir (default /tmp/bench-fanout: Mailman's runners, as user
 #                    list, must be able to reach it)
@@ -69,6 +70,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=${1:-${N:-10000}}
 RUNS=${RUNS:-3}
+# PERSONAL=1: each member gets a copy of their own carrying their RFC 8058 one-click
+# unsubscribe token (as with [web] enabled), instead of one copy for all.
+PERSONAL=${PERSONAL:-0}
+PERSONAL_LINE=""
+if [ "$PERSONAL" = 1 ]; then
+  PERSONAL_LINE='unsubscribe_url = "https://lists.example.org/list/bench/unsubscribe/{token}"'
+fi
 DOMAINS=${DOMAINS:-"50 1"}
 CONNECTIONS=${CONNECTIONS:-8}
 MAX_RECIPIENTS=${MAX_RECIPIENTS:-500}
@@ -314,6 +322,7 @@ level = "warn"
 name = "bench"
 address = "$LIST_ADDR"
 posting = "open"
+$PERSONAL_LINE
 
 [dmarc]
 resolver = "static"

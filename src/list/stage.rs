@@ -254,8 +254,22 @@ impl Stage {
             .is_some_and(|u| u.contains("{token}"))
         {
             let tokens = crate::web::unsubscribe::tokens_for(conn, &list.name, &recipients).await?;
+            // The copy is built once around a random stand-in for the token (a poster
+            // cannot write it into the post), then each member's token is put in its place.
+            let mut seed = [0u8; 16];
+            let marker = match getrandom::getrandom(&mut seed) {
+                Ok(()) => Some(format!("t{}", crate::parse::hex(&seed))),
+                Err(_) => None,
+            };
+            let template = marker
+                .as_deref()
+                .map(|m| (m, pipeline::list_copy_for(raw, &opts, Some(m))));
             for r in &recipients {
-                let copy = pipeline::list_copy_for(raw, &opts, tokens.get(r).map(String::as_str));
+                let token = tokens.get(r).map(String::as_str);
+                let copy = match (&template, token) {
+                    (Some((m, t)), Some(token)) => replace_all(t, m.as_bytes(), token.as_bytes()),
+                    _ => pipeline::list_copy_for(raw, &opts, token),
+                };
                 outbound::enqueue(
                     conn,
                     &Outgoing {
@@ -699,4 +713,20 @@ impl Stage {
         }
         Ok(n)
     }
+}
+
+/// `haystack` with every `from` replaced by `to`.
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len() + to.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }

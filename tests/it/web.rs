@@ -1018,6 +1018,14 @@ async fn list_copies_carry_the_permalink_and_a_one_click_unsubscribe() {
         "/list/jca-sghn/unsubscribe/",
     );
     assert_ne!(path, alices);
+    // The two copies differ in the token only.
+    let token_of = |p: &str| p.rsplit('/').next().unwrap().to_string();
+    let alice_copy = &site.outbox_to("alice@example.org").await[0];
+    assert_eq!(
+        alice_copy.replace(&token_of(&alices), &token_of(&path)),
+        *copy,
+        "a member's copy is the list copy with that member's token"
+    );
     // GET shows a button; POST without the body is refused; the RFC 8058 POST removes.
     let (s, page) = site.get(&path, None).await;
     assert_eq!(s, StatusCode::OK);
