@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: lists, months, threads, messages (by RFC 5322
-//! Message-ID), search, liaison statements and organizations, with the access rules of
+//! Message-ID), search, liaison statements, organizations and meetings (handled in
+//! [`super::meetings`]), with the access rules of
 //! the pages. Programs authenticate with an API token as an OAuth 2.0 bearer token
 //! (RFC 6750: `Authorization: Bearer TOKEN`; made with `concord web token create ADDRESS`);
 //! without one only public data is served. Errors are `{"error": "..."}` with the HTTP
@@ -35,6 +36,8 @@ pub fn router() -> Router<Shared> {
         .route("/statements/{number}", get(statement))
         .route("/organizations", get(organizations))
         .route("/organizations/{id}", get(organization))
+        .route("/meetings", get(super::meetings::api_list))
+        .route("/meetings/{id}", get(super::meetings::api_one))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such API endpoint") })
 }
 

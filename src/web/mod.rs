@@ -8,6 +8,8 @@
 //! - [`auth`]: who is asking (session cookie, API token), what they may read, sign-in links;
 //! - [`archive`]: list pages, threads, messages, raw and mbox downloads, search;
 //! - [`register`]: the liaison register pages and the progress report;
+//! - [`meetings`]: the meetings, their agendas, reports and iCalendar objects (RFC 5545),
+//!   times in the reader's zone ([`zone`]);
 //! - [`feeds`]: Atom feeds of lists and statements;
 //! - [`api`]: the JSON API under `/api/v1`;
 //! - [`moderation`]: held posts for owners and moderators; [`unsubscribe`]: RFC 8058;
@@ -20,11 +22,13 @@ pub mod api;
 pub mod archive;
 pub mod auth;
 pub mod feeds;
+pub mod meetings;
 pub mod moderation;
 pub mod register;
 pub mod render;
 pub mod settings;
 pub mod unsubscribe;
+pub mod zone;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -153,6 +157,11 @@ pub fn router(state: Shared) -> Router {
             "/ls/statement/{number}/attachment/{position}",
             get(register::attachment),
         )
+        .route("/meetings", get(meetings::index))
+        .route("/meetings/", get(meetings::index))
+        .route("/meetings/{id}", get(meetings::show))
+        .route("/meetings/{id}/report", get(meetings::report_page))
+        .route("/meetings/{id}/invite.ics", get(meetings::invite))
         .nest("/api/v1", api::router())
         .fallback(render::not_found)
         .layer(middleware::from_fn(guard))

@@ -42,6 +42,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         "unsubscribe.html",
         include_str!("templates/unsubscribe.html"),
     ),
+    (
+        "meeting_macros.html",
+        include_str!("templates/meeting_macros.html"),
+    ),
+    ("meetings.html", include_str!("templates/meetings.html")),
+    ("meeting.html", include_str!("templates/meeting.html")),
+    (
+        "meeting_report.html",
+        include_str!("templates/meeting_report.html"),
+    ),
 ];
 
 const STYLE: &str = include_str!("templates/style.css");

@@ -23,3 +23,4 @@ mod outbound;
 mod servers;
 mod threading;
 mod web;
+mod web_meetings;

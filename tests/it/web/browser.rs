@@ -1,8 +1,9 @@
 //! The site in a real browser: headless Chromium (Debian's `chromium`) driven through
 //! `chromedriver` over the W3C WebDriver protocol with a small HTTP client of our own.
 //! A member signs in with the link read from the outbox, browses a list, a month and a
-//! thread, searches, opens a statement and downloads its attachment; screenshots (wide
-//! and phone-sized) are kept in `target/screenshots/`.
+//! thread, searches, opens a statement and downloads its attachment, and opens a meeting
+//! whose times an inline script shows in the browser's zone; screenshots (wide and
+//! phone-sized) are kept in `target/screenshots/`.
 //!
 //! `scripts/test` installs chromium and chromium-driver. When they are missing the test
 //! fails, unless `CONCORD_NO_BROWSER` says why they could not be installed: then it says
@@ -108,7 +109,9 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // The browser's zone (the meeting page shows times in it) is not UTC, to tell.
         let driver = Command::new(DRIVER)
+            .env("TZ", "America/New_York")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -413,6 +416,39 @@ async fn a_member_signs_in_browses_searches_and_downloads() {
         Some(super::PDF),
         "the browser saved the file byte for byte"
     );
+
+    // A meeting: its times in the browser's zone too, filled in by the inline script the
+    // page's Content-Security-Policy allows by its hash.
+    let m = {
+        let mut conn = site.pool.acquire().await.unwrap();
+        let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").ok();
+        concord::meeting::add(
+            &mut conn,
+            &site.state.config,
+            &concord::meeting::NewMeeting {
+                title: "JCA-SG&HN meeting, Geneva".into(),
+                start: at("2012-07-04 14:30"),
+                end: at("2012-07-04 17:30"),
+                timezone: Some("Europe/Zurich".into()),
+                place: Some("ITU headquarters, Geneva".into()),
+                access_code: Some("4711".into()),
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .unwrap()
+    };
+    b.go(&format!("{base}/meetings/{}", m.id)).await;
+    let text = b.wait_text("Your browser's zone").await;
+    assert!(
+        text.contains("Your browser's zone")
+            && text.contains("2012-07-04 14:30–17:30 Europe/Zurich")
+            && text.contains("Your browser's zone: 2012-07-04 08:30–11:30 America/New_York")
+            && text.contains("4711"),
+        "{text}"
+    );
+    b.screenshot("10-meeting").await;
 
     b.quit().await;
     let _ = stop.send(true);
