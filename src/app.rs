@@ -387,6 +387,20 @@ pub struct Status {
     pub unthreaded: i64,
     pub deliveries_pending: i64,
     pub outbound_queue: i64,
+    pub liaison: LiaisonStatus,
+}
+
+/// The register at a glance.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct LiaisonStatus {
+    /// Incoming statements awaiting our reply, overdue ones included.
+    pub awaiting_reply: i64,
+    /// Those past their deadline.
+    pub overdue: i64,
+    /// Conveners' submissions waiting for confirmation.
+    pub pending_submissions: i64,
+    /// Routed messages (intake, list posts) not classified yet.
+    pub to_classify: i64,
 }
 
 #[derive(Debug, serde::Serialize, sqlx::FromRow)]
@@ -433,6 +447,22 @@ pub async fn status(pool: &SqlitePool) -> Result<Status, sqlx::Error> {
         )
         .fetch_one(pool)
         .await?;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let liaison: LiaisonStatus = sqlx::query_as(
+        "SELECT
+            (SELECT COUNT(*) FROM ls_statements
+              WHERE direction = 'in' AND state = 'awaiting-reply') AS awaiting_reply,
+            (SELECT COUNT(*) FROM ls_statements
+              WHERE direction = 'in' AND state = 'awaiting-reply' AND deadline < ?) AS overdue,
+            (SELECT COUNT(*) FROM ls_submissions WHERE state = 'pending') AS pending_submissions,
+            (SELECT COUNT(DISTINCT d.message) FROM deliveries d JOIN messages m ON m.id = d.message
+              WHERE d.route IN ('liaison_intake', 'post') AND m.quarantine IS NULL
+                AND NOT EXISTS (SELECT 1 FROM ls_scanned s WHERE s.message = d.message))
+              AS to_classify",
+    )
+    .bind(&today)
+    .fetch_one(pool)
+    .await?;
     Ok(Status {
         daemon,
         running,
@@ -442,5 +472,6 @@ pub async fn status(pool: &SqlitePool) -> Result<Status, sqlx::Error> {
         unthreaded,
         deliveries_pending,
         outbound_queue: crate::outbound::queue::depth(pool).await?,
+        liaison,
     })
 }

@@ -613,6 +613,11 @@ async fn dispatch(cmd: Command, config: Config, pool: &concord::db::SqlitePool) 
                     "archive: {} messages, {} quarantined, {} awaiting threading; {} deliveries awaiting list/liaison handling; outbound queue: {}",
                     s.messages, s.quarantined, s.unthreaded, s.deliveries_pending, s.outbound_queue
                 );
+                let l = &s.liaison;
+                println!(
+                    "liaison: {} statements awaiting our reply ({} overdue), {} submissions awaiting confirmation, {} messages to classify",
+                    l.awaiting_reply, l.overdue, l.pending_submissions, l.to_classify
+                );
             }
         }
         Command::Init => {

@@ -106,5 +106,11 @@ async fn routed_statements_are_registered_once_and_other_mail_is_not() {
         2,
         "the discussion reply and the auto-reply"
     );
+    // `concord status` sums it up: both ask for action, both deadlines (2012) are past.
+    let status = concord::app::status(&d.pool).await.unwrap();
+    assert_eq!(status.liaison.awaiting_reply, 2);
+    assert_eq!(status.liaison.overdue, 2);
+    assert_eq!(status.liaison.to_classify, 0);
+    assert_eq!(status.liaison.pending_submissions, 0);
     d.stop().await;
 }
