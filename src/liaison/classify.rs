@@ -740,6 +740,36 @@ impl Recogniser<'_, '_> {
         self.registry.resolve_all(&cleaned)
     }
 
+    /// The body a "liaison from X" phrase in `text` names (not our own group).
+    fn from_phrase(&self, text: &str) -> Option<Resolved> {
+        FROM_PHRASE.captures_iter(text).find_map(|c| {
+            self.resolve_all(&c[1])
+                .into_iter()
+                .find(|r| r.org != self.self_org)
+        })
+    }
+
+    /// The first body (not our own group) named in `lines`, with its unit taken from a
+    /// later line naming the same body when the first gives none.
+    fn first_body<'l>(&self, lines: impl Iterator<Item = &'l str>) -> Option<Resolved> {
+        let mut best: Option<Resolved> = None;
+        for l in lines {
+            for r in self.resolve_all(l) {
+                if r.org == self.self_org {
+                    continue;
+                }
+                match &mut best {
+                    None => best = Some(r),
+                    Some(b) if b.org == r.org && b.from_subgroup.is_none() => {
+                        b.from_subgroup = r.from_subgroup
+                    }
+                    _ => {}
+                }
+            }
+        }
+        best
+    }
+
     /// The issuing organization, its sub-group as the registry reads it, and how strong
     /// the evidence was (added to the confidence).
     fn source(
@@ -775,36 +805,15 @@ impl Recogniser<'_, '_> {
             .rposition(|l| is_separator(l))
             .map(|i| i + 1)
             .unwrap_or(0);
-        let mut best: Option<Resolved> = None;
         let letterhead = QUOTED_TITLE
             .replace_all(&lines[letterhead_start..first_field].join("\n"), " ")
             .into_owned();
         // "a liaison from IEEE 802.11 to ...": the cover note names the sender.
-        for c in FROM_PHRASE.captures_iter(&letterhead) {
-            if let Some(r) = self
-                .resolve_all(&c[1])
-                .into_iter()
-                .find(|r| r.org != self.self_org)
-            {
-                self.signal(format!("source:cover:{}", r.org));
-                return (Some(r.org), r.from_subgroup, 0.2);
-            }
+        if let Some(r) = self.from_phrase(&letterhead) {
+            self.signal(format!("source:cover:{}", r.org));
+            return (Some(r.org), r.from_subgroup, 0.2);
         }
-        for l in letterhead.lines().rev() {
-            for r in self.resolve_all(l) {
-                if r.org == self.self_org {
-                    continue;
-                }
-                match &mut best {
-                    None => best = Some(r),
-                    Some(b) if b.org == r.org && b.from_subgroup.is_none() => {
-                        b.from_subgroup = r.from_subgroup
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(r) = best {
+        if let Some(r) = self.first_body(letterhead.lines().rev()) {
             self.signal(format!("source:letterhead:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.2);
         }
@@ -813,15 +822,9 @@ impl Recogniser<'_, '_> {
         // bodies a statement is addressed or copied to, or ones its text talks about:
         // those would be a guess.
         let stripped = QUOTED_TITLE.replace_all(text, " ");
-        for c in FROM_PHRASE.captures_iter(&stripped) {
-            if let Some(r) = self
-                .resolve_all(&c[1])
-                .into_iter()
-                .find(|r| r.org != self.self_org)
-            {
-                self.signal(format!("source:text:{}", r.org));
-                return (Some(r.org), r.from_subgroup, 0.15);
-            }
+        if let Some(r) = self.from_phrase(&stripped) {
+            self.signal(format!("source:text:{}", r.org));
+            return (Some(r.org), r.from_subgroup, 0.15);
         }
         let in_field = |i: usize| {
             fields
@@ -845,25 +848,15 @@ impl Recogniser<'_, '_> {
             .rposition(|l| is_separator(l))
             .map(|i| i + 1)
             .unwrap_or(0);
-        let mut best: Option<Resolved> = None;
-        for (i, l) in lines.iter().enumerate().take(template_end).skip(start) {
-            if in_field(i) || !heading(l) {
-                continue;
-            }
-            for r in self.resolve_all(&QUOTED_TITLE.replace_all(l, " ")) {
-                if r.org == self.self_org {
-                    continue;
-                }
-                match &mut best {
-                    None => best = Some(r),
-                    Some(b) if b.org == r.org && b.from_subgroup.is_none() => {
-                        b.from_subgroup = r.from_subgroup
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(r) = best {
+        let headings: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .take(template_end)
+            .skip(start)
+            .filter(|(i, l)| !in_field(*i) && heading(l))
+            .map(|(_, l)| QUOTED_TITLE.replace_all(l, " ").into_owned())
+            .collect();
+        if let Some(r) = self.first_body(headings.iter().map(String::as_str)) {
             self.signal(format!("source:heading:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.15);
         }
