@@ -741,7 +741,7 @@ impl Recogniser<'_, '_> {
     }
 
     /// The body a "liaison from X" phrase in `text` names (not our own group).
-    fn from_phrase(&self, text: &str) -> Option<Resolved> {
+    fn sender_phrase(&self, text: &str) -> Option<Resolved> {
         FROM_PHRASE.captures_iter(text).find_map(|c| {
             self.resolve_all(&c[1])
                 .into_iter()
@@ -809,7 +809,7 @@ impl Recogniser<'_, '_> {
             .replace_all(&lines[letterhead_start..first_field].join("\n"), " ")
             .into_owned();
         // "a liaison from IEEE 802.11 to ...": the cover note names the sender.
-        if let Some(r) = self.from_phrase(&letterhead) {
+        if let Some(r) = self.sender_phrase(&letterhead) {
             self.signal(format!("source:cover:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.2);
         }
@@ -822,7 +822,7 @@ impl Recogniser<'_, '_> {
         // bodies a statement is addressed or copied to, or ones its text talks about:
         // those would be a guess.
         let stripped = QUOTED_TITLE.replace_all(text, " ");
-        if let Some(r) = self.from_phrase(&stripped) {
+        if let Some(r) = self.sender_phrase(&stripped) {
             self.signal(format!("source:text:{}", r.org));
             return (Some(r.org), r.from_subgroup, 0.15);
         }
