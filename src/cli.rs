@@ -254,6 +254,21 @@ enum LsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Mail sent to a liaison intake address that was not taken for a statement
+    Unrecognised {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register an archived message as an incoming statement although it was not taken
+    /// for one (e.g. one listed by `ls unrecognised`)
+    Register {
+        /// Its Message-ID
+        message_id: String,
+        /// The organization that issued it: id, name or alias [default: as read, else
+        /// unknown]
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+    },
     /// What concord reads from a message: whether it is a statement, and its fields
     Classify {
         /// One message (.eml)
@@ -1923,6 +1938,57 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
             .await;
         }
         LsCmd::Submissions { json } => return ls_submissions(pool, json).await,
+        LsCmd::Unrecognised { json } => {
+            let stage = concord::liaison::stage::Stage::new(
+                pool.clone(),
+                std::sync::Arc::new(config.clone()),
+            );
+            let rows = stage.unrecognised().await?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                println!("no intake mail left unregistered");
+            } else {
+                for r in &rows {
+                    println!(
+                        "{}  <{}>  {}  {}",
+                        when(r.date),
+                        r.message_id,
+                        r.from_addr.as_deref().unwrap_or("-"),
+                        r.subject.as_deref().unwrap_or("")
+                    );
+                }
+                println!(
+                    "{} messages; `concord ls register MESSAGE-ID [--org ORG]` registers one",
+                    rows.len()
+                );
+            }
+        }
+        LsCmd::Register { message_id, org } => {
+            let reg = Registry::load(&config.liaison.organizations, pool).await?;
+            let org = match org {
+                Some(o) => match reg.find(&o) {
+                    Some((found, _)) => Some(found.id.clone()),
+                    None => return Err(exit(3, format!("unknown organization {o:?}"))),
+                },
+                None => None,
+            };
+            let stage = concord::liaison::stage::Stage::new(
+                pool.clone(),
+                std::sync::Arc::new(config.clone()),
+            );
+            let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            match stage
+                .register_anyway(&reg, &message_id, org.as_deref(), &actor)
+                .await
+            {
+                Ok(number) => println!("registered as {number}"),
+                Err(concord::liaison::stage::Error::Register(
+                    concord::liaison::register::Error::NotFound(m),
+                )) => return Err(exit(3, format!("no archived {m}"))),
+                Err(e) => return Err(e.into()),
+            }
+        }
         LsCmd::Classify { file, json } => {
             let raw =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

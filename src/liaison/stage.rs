@@ -31,6 +31,18 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Intake mail not taken for a statement.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Unrecognised {
+    pub message: i64,
+    pub message_id: String,
+    pub date: Option<i64>,
+    pub from_addr: Option<String>,
+    pub subject: Option<String>,
+    /// JSON list of the recogniser's signals.
+    pub signals: String,
+}
+
 /// What became of one message.
 #[derive(Debug, Clone)]
 pub struct Scanned {
@@ -214,6 +226,82 @@ impl Stage {
     pub async fn process_submissions(&self) -> Result<usize> {
         let now = Utc::now().timestamp();
         Ok(super::submit::process_pending(&self.pool, &self.config, now).await?)
+    }
+
+    /// Mail that came to a liaison intake address and was not taken for a statement,
+    /// newest first: what a convener checks for a statement the recogniser missed.
+    pub async fn unrecognised(&self) -> Result<Vec<Unrecognised>> {
+        Ok(sqlx::query_as(
+            "SELECT m.id AS message, m.message_id, m.date, m.from_addr, m.subject, s.signals
+             FROM ls_scanned s JOIN messages m ON m.id = s.message
+             WHERE s.intake = 1 AND s.statement IS NULL
+             ORDER BY m.date DESC, m.id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Registers the archived message `message_id` as an incoming statement although the
+    /// recogniser did not take it for one (a convener's decision): its fields are what the
+    /// recogniser read, the title falls back to the Subject, and the source is `org` (an
+    /// id the registry knows) or `unknown`. Returns the register number.
+    pub async fn register_anyway(
+        &self,
+        registry: &Registry,
+        message_id: &str,
+        org: Option<&str>,
+        actor: &str,
+    ) -> Result<String> {
+        let mid = message_id.trim().trim_matches(['<', '>']);
+        let row: Option<(i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT m.id, r.raw, m.subject FROM messages m JOIN raw_messages r ON r.id = m.id
+             WHERE m.message_id = ? AND m.quarantine IS NULL",
+        )
+        .bind(mid)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((message, raw, subject)) = row else {
+            return Err(register::Error::NotFound(format!("message <{mid}>")).into());
+        };
+        let mut c = classify(registry, &self.config.liaison.self_org, &raw);
+        if !c.is_liaison {
+            c.is_liaison = true;
+            c.title = subject.filter(|s| !s.trim().is_empty());
+            c.signals.push(format!("registered by {actor}"));
+        }
+        if let Some(org) = org {
+            c.source = Some(org.to_string());
+            c.from_subgroup = None;
+        }
+        let now = Utc::now().timestamp();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let r = register::register_incoming(&mut tx, &self.config.liaison, message, &raw, &c, now)
+            .await?;
+        sqlx::query(
+            "INSERT INTO ls_scanned
+                 (message, is_liaison, statement, intake, confidence, signals, scanned_at)
+             VALUES (?, 1, ?, 0, ?, ?, ?)
+             ON CONFLICT(message) DO UPDATE SET is_liaison = 1, statement = excluded.statement,
+                 signals = excluded.signals",
+        )
+        .bind(message)
+        .bind(r.id)
+        .bind(c.confidence)
+        .bind(serde_json::to_string(&c.signals).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'registered' WHERE message = ?
+               AND route = 'liaison_intake'",
+        )
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        crate::outbound::wake();
+        tracing::info!(message, number = %r.number, actor, "registered as a liaison statement by hand");
+        Ok(r.number)
     }
 
     /// Queues the deadline reminders due now.

@@ -114,3 +114,102 @@ async fn routed_statements_are_registered_once_and_other_mail_is_not() {
     assert_eq!(status.liaison.pending_submissions, 0);
     d.stop().await;
 }
+
+/// Intake mail the recogniser does not take for a statement is listed for the conveners,
+/// and one of them can register it by hand, with the organization they name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrecognised_intake_mail_is_listed_and_can_be_registered_by_hand() {
+    let d = TestDaemon::start(
+        "[inbound.lmtp]\nlisten = \"127.0.0.1:0\"\n[outbound]\ntransport = \"maildir\"\nmaildir = \"{dir}/outbox\"\n",
+    )
+    .await;
+    // A bare cover note: no template, no quoted title; the statement is the attachment.
+    let bare = "From: Ines Kovac <ines.kovac@example.com>\r\n\
+To: jca-sghn-ls@lists.example.org\r\n\
+Subject: Our comments on your roadmap\r\n\
+Message-ID: <bare-1@example.com>\r\n\
+Date: Tue, 2 Oct 2012 09:00:00 +0200\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+Dear convener, our working group's comments are attached. Regards, Ines\r\n\
+--b\r\n\
+Content-Type: application/pdf; name=\"comments.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"comments.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0xLjQKJcOkw7zDtsOfCg==\r\n\
+--b--\r\n";
+    deliver(&d, INTAKE, bare.as_bytes()).await;
+    deliver(&d, INTAKE, &fixture("001-")).await;
+    d.wait_count(
+        "SELECT COUNT(*) FROM ls_scanned",
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let config = std::sync::Arc::new(
+        concord::config::Config::from_toml(
+            &format!(
+                "[database]\nurl = \"sqlite://{}/concord.db\"\n{}",
+                d.dir.path().display(),
+                crate::daemon::LISTS
+            ),
+            Path::new("test.toml"),
+        )
+        .unwrap(),
+    );
+    let stage = concord::liaison::stage::Stage::new(d.pool.clone(), config.clone());
+    let missed = stage.unrecognised().await.unwrap();
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].message_id, "bare-1@example.com");
+
+    let registry =
+        concord::liaison::registry::Registry::load(&config.liaison.organizations, &d.pool)
+            .await
+            .unwrap();
+    let number = stage
+        .register_anyway(&registry, "<bare-1@example.com>", Some("ieee"), "tester")
+        .await
+        .unwrap();
+    assert_eq!(number, "LS-IN-2012-002");
+    let (source, title, state): (String, String, String) =
+        sqlx::query_as("SELECT source, title, state FROM ls_statements WHERE number = ?")
+            .bind(&number)
+            .fetch_one(&d.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (source.as_str(), title.as_str(), state.as_str()),
+        ("ieee", "Our comments on your roadmap", "noted")
+    );
+    assert!(stage.unrecognised().await.unwrap().is_empty());
+    assert_eq!(
+        d.count(
+            "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message
+             WHERE m.message_id = 'bare-1@example.com' AND d.state = 'registered'"
+        )
+        .await,
+        1
+    );
+    // Its attachment is kept with the statement, and an unknown message is refused.
+    assert_eq!(
+        d.count(
+            "SELECT COUNT(*) FROM ls_attachments a JOIN ls_statements s ON s.id = a.statement
+             WHERE s.number = 'LS-IN-2012-002' AND a.filename = 'comments.pdf'"
+        )
+        .await,
+        1
+    );
+    assert!(
+        stage
+            .register_anyway(&registry, "<nowhere@example.com>", None, "tester")
+            .await
+            .is_err()
+    );
+    d.stop().await;
+}
