@@ -1687,9 +1687,13 @@ fn html_text(html: &str) -> String {
     let mut in_cell = false;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('<') {
-            let end = after.find('>').map(|i| i + 1).unwrap_or(after.len());
-            let tag = after[..end.saturating_sub(1)].trim().to_ascii_lowercase();
-            rest = &after[end.min(after.len())..];
+            // An unterminated tag runs to the end of the text.
+            let (tag, next) = match after.find('>') {
+                Some(i) => (&after[..i], &after[i + 1..]),
+                None => (after, ""),
+            };
+            let tag = tag.trim().to_ascii_lowercase();
+            rest = next;
             let name: String = tag
                 .trim_start_matches('/')
                 .chars()
@@ -1979,6 +1983,31 @@ mod tests {
         assert_eq!(f[0].key, Key::Title);
         assert_eq!(f[0].values[0], "LS on A & B");
         assert_eq!(f[1].key, Key::Deadline);
+    }
+
+    proptest::proptest! {
+        /// The text helpers take any string without a panic.
+        #[test]
+        fn text_helpers_are_total(s in "\\PC{0,200}") {
+            let _ = html_text(&s);
+            let _ = decode_entities(&s);
+            let _ = find_date(&s);
+            let _ = date_at(&s);
+            let _ = unquote(&s, true);
+            let _ = unflow(&s);
+            let _ = clean_name(&s);
+            let _ = items(&[s.clone()]);
+            let lines: Vec<&str> = s.lines().collect();
+            let _ = parse_fields(&lines);
+        }
+    }
+
+    #[test]
+    fn broken_html_never_panics() {
+        for h in ["<é", "<td", "&#xZZ;", "&", "<p>é<", "<style>é", "a<br"] {
+            let _ = html_text(h);
+        }
+        assert_eq!(html_text("x<b>é"), "xé");
     }
 
     #[test]
