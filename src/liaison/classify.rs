@@ -1996,7 +1996,7 @@ mod tests {
             let _ = unquote(&s, true);
             let _ = unflow(&s);
             let _ = clean_name(&s);
-            let _ = items(&[s.clone()]);
+            let _ = items(std::slice::from_ref(&s));
             let lines: Vec<&str> = s.lines().collect();
             let _ = parse_fields(&lines);
         }
