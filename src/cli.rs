@@ -2372,7 +2372,11 @@ async fn meeting_command(
                         m.title
                     );
                 }
-                eprintln!("{} meetings", rows.len());
+                eprintln!(
+                    "{} meeting{}",
+                    rows.len(),
+                    if rows.len() == 1 { "" } else { "s" }
+                );
             }
         }
         MeetingCmd::Show {
