@@ -9,7 +9,10 @@
 //! - [`inbound`]: the daemon's sources (LMTP, IMAP, Maildir) and the intake that stores
 //!   each message before any source acknowledges it;
 //! - [`route`]: what a recipient address means (list post, command, bounce, liaison);
-//! - [`liaison`]: the organizations liaison statements come from and go to;
+//! - [`liaison`]: liaison statements: the organizations, recognition in mail, the
+//!   register with reminders and the progress report, statements conveners issue;
+//! - [`document`]: the Markdown/HTML writer the reports share;
+//! - [`dns`]: TXT records (DKIM keys, DMARC policies) from configuration or DNS;
 //! - [`list`]: members, posting rules, holds, and the pipeline that makes each copy;
 //! - [`meeting`]: the group's meetings: announcements with iCalendar invitations,
 //!   reminders, the agenda drawn from the liaison register, and the meeting report;
