@@ -1993,7 +1993,13 @@ async fn ls_command(pool: &concord::db::SqlitePool, config: &Config, cmd: LsCmd)
             let raw =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let reg = Registry::load(&config.liaison.organizations, pool).await?;
-            let c = concord::liaison::classify::classify(&reg, &config.liaison.self_org, &raw);
+            let numbers = concord::liaison::classify::OurNumbers::from_config(&config.liaison);
+            let c = concord::liaison::classify::classify_with(
+                &reg,
+                &config.liaison.self_org,
+                &numbers,
+                &raw,
+            );
             if json {
                 print_json(&c)?;
             } else {

@@ -89,6 +89,56 @@ pub const MIN_CONFIDENCE: f32 = 0.6;
 /// Classifies one raw message. `self_org` is our own group's id in `registry`
 /// (`jca-sghn`). Never panics; undecodable input yields a non-statement.
 pub fn classify(registry: &Registry, self_org: &str, raw: &[u8]) -> Classification {
+    static DEFAULT: LazyLock<OurNumbers> = LazyLock::new(OurNumbers::default);
+    classify_with(registry, self_org, &DEFAULT, raw)
+}
+
+/// How our own register numbers are written (`[liaison] number_format`): a statement
+/// naming one of our outgoing numbers answers it; a message naming one of our incoming
+/// numbers is one of our own register notices, not a new statement.
+#[derive(Debug, Clone)]
+pub struct OurNumbers {
+    out: Regex,
+    incoming: Regex,
+}
+
+impl Default for OurNumbers {
+    /// The default format, `LS-OUT-2012-001` / `LS-IN-2012-001`.
+    fn default() -> Self {
+        Self {
+            out: Regex::new(r"\bLS-OUT-\d{4}-\d{1,5}\b").expect("ls-out pattern"),
+            incoming: Regex::new(r"\bLS-IN-\d{4}-\d{1,5}\b").expect("ls-in pattern"),
+        }
+    }
+}
+
+impl OurNumbers {
+    pub fn new(format: &super::register::NumberFormat) -> Self {
+        use super::register::Direction;
+        match (
+            Regex::new(&format.pattern(Direction::Out)),
+            Regex::new(&format.pattern(Direction::In)),
+        ) {
+            (Ok(out), Ok(incoming)) => Self { out, incoming },
+            _ => Self::default(),
+        }
+    }
+
+    /// From `[liaison] number_format` (the default format when it does not parse).
+    pub fn from_config(cfg: &crate::config::Liaison) -> Self {
+        super::register::NumberFormat::parse(&cfg.number_format)
+            .map(|f| Self::new(&f))
+            .unwrap_or_default()
+    }
+}
+
+/// [`classify`] for a group whose register numbers are written as `numbers` says.
+pub fn classify_with(
+    registry: &Registry,
+    self_org: &str,
+    numbers: &OurNumbers,
+    raw: &[u8],
+) -> Classification {
     if !PREFILTER.is_match(raw) {
         return not_statement(vec!["no-liaison-words".into()], 0.9);
     }
@@ -98,6 +148,7 @@ pub fn classify(registry: &Registry, self_org: &str, raw: &[u8]) -> Classificati
     Recogniser {
         registry,
         self_org,
+        numbers,
         msg: &msg,
         signals: Vec::new(),
     }
@@ -115,6 +166,7 @@ fn not_statement(signals: Vec<String>, confidence: f32) -> Classification {
 struct Recogniser<'a, 'm> {
     registry: &'a Registry,
     self_org: &'a str,
+    numbers: &'a OurNumbers,
     msg: &'a Message<'m>,
     signals: Vec<String>,
 }
@@ -269,10 +321,6 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
         .expect("email pattern")
 });
-static LS_OUT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bLS-OUT-\d{4}-\d{1,5}\b").expect("ls-out pattern"));
-static LS_IN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bLS-IN-\d{4}-\d{1,5}\b").expect("ls-in pattern"));
 static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:Question|Q)\s?(\d{1,2})/(\d{1,2})\b").expect("question pattern")
 });
@@ -455,7 +503,7 @@ impl Recogniser<'_, '_> {
         let first = |k: Key| fields.iter().find(|f| f.key == k);
 
         // Our own register notices and drafts of our statements are not new statements.
-        if LS_IN.is_match(&text) {
+        if self.numbers.incoming.is_match(&text) {
             self.signal("names-incoming-register-number");
             return not_statement(self.signals, 0.85);
         }
@@ -1290,7 +1338,7 @@ impl Recogniser<'_, '_> {
         subject: &str,
         title: Option<&str>,
     ) -> Option<String> {
-        if let Some(m) = LS_OUT.find(text) {
+        if let Some(m) = self.numbers.out.find(text) {
             return Some(m.as_str().to_string());
         }
         if let Some(f) = fields.iter().find(|f| f.key == Key::ResponseTo) {

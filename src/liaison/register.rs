@@ -261,6 +261,34 @@ impl NumberFormat {
         s
     }
 
+    /// A regular expression (case-insensitive) that finds numbers of `direction` written
+    /// in this pattern anywhere in a text.
+    pub fn pattern(&self, direction: Direction) -> String {
+        let mut s = String::from("(?i)");
+        for (i, p) in self.pieces.iter().enumerate() {
+            match p {
+                Piece::Lit(l) => s.push_str(&regex::escape(l)),
+                Piece::Dir { .. } => s.push_str(&direction.as_str().to_uppercase()),
+                Piece::Year => s.push_str(r"\d{4}"),
+                Piece::Seq { .. } => s.push_str(r"\d{1,6}"),
+            }
+            // Whole numbers only: not inside a longer word or number.
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+            if i == 0 && word(self.render(direction, 2000, 1).chars().next()) {
+                s.insert_str(4, r"\b");
+            }
+        }
+        if self
+            .render(direction, 2000, 1)
+            .chars()
+            .last()
+            .is_some_and(char::is_alphanumeric)
+        {
+            s.push_str(r"\b");
+        }
+        s
+    }
+
     /// Reads a number back (case-insensitively): direction, year, sequence.
     pub fn read(&self, number: &str) -> Option<(Direction, i32, i64)> {
         let text = number.trim();
@@ -1718,6 +1746,13 @@ mod tests {
         assert_eq!(f.read("ls-in-2013-1000"), Some((Direction::In, 2013, 1000)));
         assert_eq!(f.read("LS-OUT-2012-007x"), None);
         assert_eq!(f.read("LS-UP-2012-007"), None);
+        let re = regex::Regex::new(&f.pattern(Direction::Out)).unwrap();
+        assert_eq!(
+            re.find("thanks for LS-OUT-2012-007, not XLS-OUT-2012-0071")
+                .map(|m| m.as_str()),
+            Some("LS-OUT-2012-007")
+        );
+        assert!(!re.is_match("LS-IN-2012-007"));
         let g = NumberFormat::parse("JCA-SG&HN-LS/{d}/{year}-{seq}").unwrap();
         assert_eq!(g.render(Direction::Out, 2026, 4), "JCA-SG&HN-LS/out/2026-4");
         for bad in [

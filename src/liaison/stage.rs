@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sqlx::SqlitePool;
 
-use super::classify::{Classification, classify};
+use super::classify::{Classification, OurNumbers, classify_with};
 use super::register;
 use super::registry::Registry;
 use crate::config::Config;
@@ -56,6 +56,7 @@ pub struct Scanned {
 pub struct Stage {
     pool: SqlitePool,
     config: Arc<Config>,
+    numbers: OurNumbers,
 }
 
 /// How many messages one pass handles at most.
@@ -63,7 +64,16 @@ pub const BATCH: usize = 200;
 
 impl Stage {
     pub fn new(pool: SqlitePool, config: Arc<Config>) -> Self {
-        Self { pool, config }
+        let numbers = OurNumbers::from_config(&config.liaison);
+        Self {
+            pool,
+            config,
+            numbers,
+        }
+    }
+
+    fn classify(&self, registry: &Registry, raw: &[u8]) -> Classification {
+        classify_with(registry, &self.config.liaison.self_org, &self.numbers, raw)
     }
 
     /// Classifies and registers up to [`BATCH`] waiting messages.
@@ -125,7 +135,7 @@ impl Stage {
                     .bind(message)
                     .fetch_one(&self.pool)
                     .await?;
-                let c = classify(registry, &self.config.liaison.self_org, &raw);
+                let c = self.classify(registry, &raw);
                 out.push(Scanned {
                     message,
                     intake: false,
@@ -144,7 +154,7 @@ impl Stage {
             .bind(message)
             .fetch_one(&self.pool)
             .await?;
-        let c = classify(registry, &self.config.liaison.self_org, &raw);
+        let c = self.classify(registry, &raw);
         let now = Utc::now().timestamp();
         let mut c = c;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -263,7 +273,7 @@ impl Stage {
         let Some((message, raw, subject)) = row else {
             return Err(register::Error::NotFound(format!("message <{mid}>")).into());
         };
-        let mut c = classify(registry, &self.config.liaison.self_org, &raw);
+        let mut c = self.classify(registry, &raw);
         if !c.is_liaison {
             c.is_liaison = true;
             c.title = subject.filter(|s| !s.trim().is_empty());

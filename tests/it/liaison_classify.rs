@@ -331,3 +331,36 @@ fn a_statement_from_an_unknown_body_is_not_given_a_guessed_source() {
         c.signals
     );
 }
+
+/// With `[liaison] number_format` changed, our own numbers are read in that form: a reply
+/// naming our outgoing number answers it, a note naming our incoming number is our own.
+#[test]
+fn our_numbers_are_read_in_the_configured_format() {
+    use concord::liaison::classify::{OurNumbers, classify_with};
+    use concord::liaison::register::NumberFormat;
+    let numbers = OurNumbers::new(&NumberFormat::parse("JCA/{d}/{year}/{seq}").unwrap());
+    let read = |name: &str| {
+        let path = fixtures()
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
+            .unwrap();
+        String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+    };
+    // 007 answers LS-OUT-2012-002; written in the group's own format it still does.
+    let reply = read("007-").replace("LS-OUT-2012-002", "JCA/out/2012/2");
+    let c = classify_with(&registry(), "jca-sghn", &numbers, reply.as_bytes());
+    assert!(c.is_liaison);
+    assert_eq!(c.in_response_to.as_deref(), Some("JCA/out/2012/2"));
+    // The default format does not take it for one of ours.
+    let c = classify(&registry(), "jca-sghn", reply.as_bytes());
+    assert_ne!(c.in_response_to.as_deref(), Some("JCA/out/2012/2"));
+    // 067, the convener's register notice, names our incoming number.
+    let notice = read("067-").replace("LS-IN-2012-014", "JCA/in/2012/14");
+    let c = classify_with(&registry(), "jca-sghn", &numbers, notice.as_bytes());
+    assert!(!c.is_liaison, "{:?}", c.signals);
+    assert!(
+        c.signals
+            .iter()
+            .any(|s| s == "names-incoming-register-number")
+    );
+}
