@@ -82,6 +82,29 @@ impl Doc {
         }
     }
 
+    /// A whole document titled `title`: in HTML, a page with a small table style, whose
+    /// end [`Doc::finish`] writes.
+    pub fn page(format: Format, title: &str) -> Self {
+        let mut doc = Self::new(format);
+        if format == Format::Html {
+            doc.out.push_str(&format!(
+                "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
+                 <style>table{{border-collapse:collapse;margin-bottom:1em}}th,td{{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}}</style>\n</head>\n<body>\n",
+                escape_html(title)
+            ));
+        }
+        doc.heading(1, title);
+        doc
+    }
+
+    /// The text, the page closed in HTML.
+    pub fn finish(mut self) -> String {
+        if self.format == Format::Html {
+            self.out.push_str("</body>\n</html>\n");
+        }
+        self.out
+    }
+
     pub fn esc(&self, s: &str) -> String {
         match self.format {
             Format::Markdown => escape_markdown(s),

@@ -203,18 +203,7 @@ pub fn render(r: &Report, format: Format) -> String {
         r.from.format("%Y-%m-%d"),
         r.to.format("%Y-%m-%d")
     );
-    let mut doc = Doc {
-        format,
-        out: String::new(),
-    };
-    if format == Format::Html {
-        doc.out.push_str(&format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
-             <style>table{{border-collapse:collapse;margin-bottom:1em}}th,td{{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}}</style>\n</head>\n<body>\n",
-            escape_html(&title)
-        ));
-    }
-    doc.heading(1, &title);
+    let mut doc = Doc::page(format, &title);
     doc.para(&format!(
         "Group: {}. States as on {}.",
         r.group,
@@ -387,10 +376,7 @@ pub fn render(r: &Report, format: Format) -> String {
             ));
         }
     }
-    if format == Format::Html {
-        doc.out.push_str("</body>\n</html>\n");
-    }
-    doc.out
+    doc.finish()
 }
 
 #[cfg(test)]

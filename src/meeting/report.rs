@@ -20,7 +20,7 @@ use super::agenda::{self, Agenda, Groups};
 use super::{Action, ActionKind, Attendee, Meeting, Result};
 use crate::config::Config;
 pub use crate::document::Link;
-use crate::document::{Cell, Doc, Format, escape_html, or_dash};
+use crate::document::{Cell, Doc, Format, or_dash};
 use crate::liaison::classify::Purpose;
 use crate::liaison::register::Statement;
 use crate::liaison::registry::Registry;
@@ -150,18 +150,7 @@ pub fn render(r: &Report, format: Format) -> String {
     let m = &r.meeting;
     let a = &r.agenda;
     let title = format!("Meeting report: {}", m.title);
-    let mut doc = Doc {
-        format,
-        out: String::new(),
-    };
-    if format == Format::Html {
-        doc.out.push_str(&format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
-             <style>table{{border-collapse:collapse;margin-bottom:1em}}th,td{{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}}</style>\n</head>\n<body>\n",
-            escape_html(&title)
-        ));
-    }
-    doc.heading(1, &title);
+    let mut doc = Doc::page(format, &title);
     doc.para(&format!(
         "{}. Meeting {} ({}), draft of {}.",
         r.group,
@@ -325,10 +314,7 @@ pub fn render(r: &Report, format: Format) -> String {
         (None, Some(text)) => doc.para(text),
         (None, None) => doc.para("To be decided."),
     }
-    if format == Format::Html {
-        doc.out.push_str("</body>\n</html>\n");
-    }
-    doc.out
+    doc.finish()
 }
 
 /// Where the report of meeting `m` is: `url` with `{id}` replaced, else the command that
